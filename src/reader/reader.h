@@ -48,6 +48,11 @@ CK_RV kyso_card_end(struct kyso_card *c);
 /* One raw exchange, traced at KYSO_DEBUG=3 (PIN data redacted). */
 CK_RV kyso_card_transmit(struct kyso_card *c, const uint8_t *cmd, size_t len,
 			 uint8_t *resp, size_t *resplen);
+/* The same, with redact != 0 also hiding the command data of APDUs that are
+ * not PIN commands (KYSO_APDU_SECRET: keys, SM payloads). */
+CK_RV kyso_card_transmit_redact(struct kyso_card *c, const uint8_t *cmd,
+				size_t len, uint8_t *resp, size_t *resplen,
+				int redact);
 void kyso_card_free(struct kyso_card *c);
 
 /* Reader state as the back-end sees it, without talking to the card. */
@@ -98,5 +103,12 @@ struct kyso_card *kyso_script_card(const uint8_t *atr, size_t atrlen,
 /* Steps not yet consumed, and whether a command failed to match. */
 size_t kyso_script_left(const struct kyso_card *c);
 int kyso_script_mismatch(const struct kyso_card *c);
+
+/* For fuzzers: answers the i-th command, whatever it is, with resp[i] (any
+ * bytes, up to KYSO_MAX_RAPDU; copied). Past the last one, transmit fails
+ * with CKR_DEVICE_ERROR. */
+struct kyso_card *kyso_script_card_raw(const uint8_t *atr, size_t atrlen,
+				       const uint8_t *const *resp,
+				       const size_t *resplen, size_t n);
 
 #endif

@@ -36,6 +36,7 @@ struct kyso_key {
 	CK_ULONG bits;	  /* modulus bits, or curve bits */
 	uint32_t ref;	  /* the driver's key reference (PIV: 9A, 9C, ...) */
 	int always_auth;  /* PIN needed right before each use */
+	int no_pin;	  /* usable without login (PIV 9E): CKA_PRIVATE false */
 	int can_sign, can_decrypt;
 	uint8_t id[KYSO_MAX_ID];
 	size_t idlen;
