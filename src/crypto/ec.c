@@ -16,6 +16,11 @@
 /* The largest half kyso handles: P-521 needs 66 bytes. */
 #define KYSO_EC_MAX_BYTES 66
 
+/* out is the integer e of X9.62 (ANS X9.62 5.3.2 / SEC 1 4.1.3 step 5) as
+ * cbytes big-endian bytes, for a card that signs the integer it is given.
+ * For P-256 and P-384 that is also the right bit string for a card that
+ * truncates its input itself; for P-521 it is not: 66 bytes are 528 bits,
+ * and such a card (OpenSSL is one) would shift them right by 7. */
 void kyso_ecdsa_fit(const uint8_t *h, size_t hlen, size_t cbits, uint8_t *out)
 {
 	size_t cbytes = (cbits + 7) / 8;
@@ -26,7 +31,8 @@ void kyso_ecdsa_fit(const uint8_t *h, size_t hlen, size_t cbits, uint8_t *out)
 	if (hlen * 8 <= cbits) {
 		/* A shorter hash is the same integer with zeros in front. */
 		memset(out, 0, cbytes - hlen);
-		memcpy(out + cbytes - hlen, h, hlen);
+		if (hlen > 0)
+			memcpy(out + cbytes - hlen, h, hlen);
 		return;
 	}
 	/* The leftmost cbits bits: whole bytes, then a right shift when cbits

@@ -13,6 +13,9 @@
  * TIMEOUT is in seconds (default 10; 0 checks once). Readers are numbered
  * in the order pcscd lists them. Exit: 0 done, 1 failed or timed out,
  * 2 usage. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* clock_gettime, nanosleep under -std=c11 */
+#endif
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -6,6 +6,9 @@
  * Binds and listens on SOCKET-PATH, puts it on fd 3, sets LISTEN_FDS=1 and
  * LISTEN_PID to our own pid (exec keeps it), then execs COMMAND. The
  * socket file is left behind for the caller to delete. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* setenv, unsetenv under -std=c11 */
+#endif
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -57,9 +57,9 @@ record_fixture() {
 	d=$(dirname "$KYSO_TEST_TMP")
 	echo "tmp $d" >"$HARNESS_OUT"
 	for p in /proc/[0-9]*; do
-		cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+		cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
 		case $cmd in
-		*"$d/"*) echo "pid ${p#/proc/} $(cat "$p/comm")" >>"$HARNESS_OUT" ;;
+		*"$d/"*) echo "pid ${p#/proc/} $(cat 2>/dev/null "$p/comm")" >>"$HARNESS_OUT" ;;
 		esac
 	done
 }

@@ -36,6 +36,15 @@ piv_provision_ku() {
 	esac
 }
 
+# Runs a tool quietly; its output is shown if it fails.
+piv_provision_run() {
+	local dir=$1
+	shift
+	"$@" >"$dir/.out" 2>&1 && return 0
+	sed 's/^/    /' "$dir/.out" >&2
+	piv_provision_die "failed: $*"
+}
+
 # Runs inside with-card: the card is fresh, the CA exists.
 piv_provision_card() {
 	local dir=$1 spec slot alg key
@@ -45,10 +54,8 @@ piv_provision_card() {
 		return 1
 	for spec in $piv_provision_slots; do
 		slot=${spec%%:*} alg=${spec#*:}
-		yubico-piv-tool -r '' -a generate -s "$slot" -A "$alg" \
-			-o "$dir/pub-$slot.pem" ||
-			piv_provision_die "yubico-piv-tool generate $slot $alg" ||
-			return 1
+		piv_provision_run "$dir" yubico-piv-tool -r '' -a generate \
+			-s "$slot" -A "$alg" -o "$dir/pub-$slot.pem" || return 1
 		# The CSR's own key is a stand-in: -force_pubkey puts the
 		# card's key into the certificate.
 		openssl req -new -key "$key" -subj "/CN=kyso test $slot" \
@@ -63,12 +70,11 @@ piv_provision_card() {
 			2>/dev/null ||
 			piv_provision_die "openssl x509 -req for $slot" ||
 			return 1
-		yubico-piv-tool -r '' -a import-certificate -s "$slot" \
-			-i "$dir/cert-$slot.pem" ||
-			piv_provision_die "yubico-piv-tool import-certificate $slot" ||
-			return 1
+		piv_provision_run "$dir" yubico-piv-tool -r '' \
+			-a import-certificate -s "$slot" \
+			-i "$dir/cert-$slot.pem" || return 1
 	done
-	rm -f "$key" "$dir/.csr" "$dir/.ext"
+	rm -f "$key" "$dir/.csr" "$dir/.ext" "$dir/.out"
 }
 
 piv_provision() {

@@ -2,6 +2,9 @@
  * state file, the APDU log and the counters, and injects latency and
  * faults on command from a control FIFO. What the card answers is the
  * profile's business (profile-*.c). One thread, one poll loop. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* ppoll, getrandom */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
