@@ -17,7 +17,7 @@
 #include "crypto/crypto.h"
 
 /* Largest point we take out of a certificate: P-521, 04||X||Y. */
-#define KYSO_EC_POINT_MAX (1 + 2 * 66)
+#define KYSO_EC_POINT_MAX  (1 + 2 * 66)
 #define KYSO_RSA_MAX_BYTES (16384 / 8)
 
 void kyso_cert_info_clear(struct kyso_cert_info *info)
@@ -197,7 +197,8 @@ CK_RV kyso_cert_parse(const uint8_t *der, size_t len,
 	/* NULL for key types OpenSSL cannot decode: parse still succeeds. */
 	pkey = X509_get0_pubkey(x);
 	if (pkey != NULL) {
-		if (EVP_PKEY_is_a(pkey, "RSA") || EVP_PKEY_is_a(pkey, "RSA-PSS"))
+		if (EVP_PKEY_is_a(pkey, "RSA") ||
+		    EVP_PKEY_is_a(pkey, "RSA-PSS"))
 			rv = rsa_from_evp(pkey, &info->pub);
 		else if (EVP_PKEY_is_a(pkey, "EC"))
 			rv = ec_from_evp(pkey, &info->pub);
@@ -218,8 +219,8 @@ out:
  * means 1 MiB, as for kyso_buf). After the end of the stream only zero
  * bytes may follow, as some cards pad the object; anything else is refused.
  * *out is malloc'd; the caller frees it. */
-CK_RV kyso_inflate(const uint8_t *in, size_t len, uint8_t **out,
-		   size_t *outlen, size_t max)
+CK_RV kyso_inflate(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen,
+		   size_t max)
 {
 	z_stream zs;
 	uint8_t *buf = NULL, *nb;
@@ -275,7 +276,7 @@ CK_RV kyso_inflate(const uint8_t *in, size_t len, uint8_t **out,
 		if (zr == Z_BUF_ERROR && zs.avail_in == 0)
 			goto out; /* input ended before the stream did */
 		if (zr != Z_OK && zr != Z_BUF_ERROR)
-			goto out; /* corrupt data, bad header, bad check value */
+			goto out; /* corrupt data, header or check value */
 	}
 	if (used > max)
 		goto out;

@@ -86,8 +86,7 @@ out:
 }
 
 CK_RV kyso_cipher_ecb(enum kyso_cipher alg, const uint8_t *key, size_t keylen,
-		      int encrypt, const uint8_t *in, size_t len,
-		      uint8_t *out)
+		      int encrypt, const uint8_t *in, size_t len, uint8_t *out)
 {
 	return run(alg, key, keylen, encrypt, 0, NULL, in, len, out);
 }

@@ -133,8 +133,8 @@ CK_RV kyso_digest_once(CK_MECHANISM_TYPE hash, const uint8_t *p, size_t n,
 		return CKR_MECHANISM_INVALID;
 	ERR_set_mark();
 	/* EVP_Digest dislikes a NULL pointer even for zero bytes. */
-	if (EVP_Digest(n > 0 ? (const void *)p : (const void *)"", n, out,
-		       NULL, md, NULL) != 1)
+	if (EVP_Digest(n > 0 ? (const void *)p : (const void *)"", n, out, NULL,
+		       md, NULL) != 1)
 		rv = CKR_FUNCTION_FAILED;
 	ERR_pop_to_mark();
 	return rv;
@@ -160,9 +160,9 @@ CK_MECHANISM_TYPE kyso_mgf_hash(CK_RSA_PKCS_MGF_TYPE mgf)
 
 /* DigestInfo ::= SEQUENCE { AlgorithmIdentifier { oid, NULL }, OCTET STRING }
  * up to the hash itself (RFC 8017, 9.2, note 1). */
-static const uint8_t di_sha1[] = {0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b,
-				  0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
-				  0x14};
+static const uint8_t di_sha1[] = {0x30, 0x21, 0x30, 0x09, 0x06,
+				  0x05, 0x2b, 0x0e, 0x03, 0x02,
+				  0x1a, 0x05, 0x00, 0x04, 0x14};
 static const uint8_t di_sha224[] = {0x30, 0x2d, 0x30, 0x0d, 0x06, 0x09, 0x60,
 				    0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
 				    0x04, 0x05, 0x00, 0x04, 0x1c};

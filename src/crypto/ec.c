@@ -41,8 +41,11 @@ void kyso_ecdsa_fit(const uint8_t *h, size_t hlen, size_t cbits, uint8_t *out)
 	shift = (unsigned)(cbytes * 8 - cbits);
 	if (shift == 0)
 		return;
-	for (i = (unsigned)cbytes - 1; i > 0; i--)
-		out[i] = (uint8_t)((out[i] >> shift) | (out[i - 1] << (8 - shift)));
+	for (i = (unsigned)cbytes - 1; i > 0; i--) {
+		unsigned v = (unsigned)out[i - 1] << 8 | out[i];
+
+		out[i] = (uint8_t)(v >> shift);
+	}
 	out[0] = (uint8_t)(out[0] >> shift);
 }
 

@@ -213,6 +213,7 @@ static CK_RV to_evp(const struct kyso_pubkey *k, EVP_PKEY **out)
 	EVP_PKEY_CTX *ctx = NULL;
 	BIGNUM *n = NULL, *e = NULL;
 	const char *type, *curve = NULL;
+	CK_ULONG bits;
 	CK_RV rv;
 
 	*out = NULL;
@@ -225,7 +226,8 @@ static CK_RV to_evp(const struct kyso_pubkey *k, EVP_PKEY **out)
 	} else if (k->type == CKK_EC) {
 		if (k->params == NULL || k->point == NULL)
 			return CKR_KEY_TYPE_INCONSISTENT;
-		curve = curve_name(kyso_ec_params_bits(k->params, k->paramslen));
+		bits = kyso_ec_params_bits(k->params, k->paramslen);
+		curve = curve_name(bits);
 		if (curve == NULL)
 			return CKR_CURVE_NOT_SUPPORTED;
 		type = "EC";
@@ -241,15 +243,14 @@ static CK_RV to_evp(const struct kyso_pubkey *k, EVP_PKEY **out)
 		n = BN_bin2bn(k->n, (int)k->nlen, NULL);
 		e = BN_bin2bn(k->e, (int)k->elen, NULL);
 		if (n == NULL || e == NULL ||
-		    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) != 1 ||
-		    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) != 1)
+		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
+		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e))
 			goto out;
 	} else {
-		if (OSSL_PARAM_BLD_push_utf8_string(
-			bld, OSSL_PKEY_PARAM_GROUP_NAME, curve, 0) != 1 ||
-		    OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY,
-						     k->point,
-						     k->pointlen) != 1)
+		if (!OSSL_PARAM_BLD_push_utf8_string(
+			bld, OSSL_PKEY_PARAM_GROUP_NAME, curve, 0) ||
+		    !OSSL_PARAM_BLD_push_octet_string(
+			bld, OSSL_PKEY_PARAM_PUB_KEY, k->point, k->pointlen))
 			goto out;
 	}
 	params = OSSL_PARAM_BLD_to_param(bld);
@@ -273,8 +274,7 @@ out:
 }
 
 /* *der is malloc'd; the caller frees it. */
-CK_RV kyso_pubkey_spki(const struct kyso_pubkey *k, uint8_t **der,
-		       size_t *len)
+CK_RV kyso_pubkey_spki(const struct kyso_pubkey *k, uint8_t **der, size_t *len)
 {
 	EVP_PKEY *pkey = NULL;
 	unsigned char *p;
@@ -331,25 +331,25 @@ static const struct vmech {
 	enum vkind kind;
 	CK_MECHANISM_TYPE hash;
 } vmechs[] = {
-	{CKM_RSA_PKCS, CKK_RSA, V_RSA_PKCS, 0},
-	{CKM_RSA_X_509, CKK_RSA, V_RSA_X509, 0},
-	{CKM_SHA1_RSA_PKCS, CKK_RSA, V_RSA_HASH, CKM_SHA_1},
-	{CKM_SHA224_RSA_PKCS, CKK_RSA, V_RSA_HASH, CKM_SHA224},
-	{CKM_SHA256_RSA_PKCS, CKK_RSA, V_RSA_HASH, CKM_SHA256},
-	{CKM_SHA384_RSA_PKCS, CKK_RSA, V_RSA_HASH, CKM_SHA384},
-	{CKM_SHA512_RSA_PKCS, CKK_RSA, V_RSA_HASH, CKM_SHA512},
-	{CKM_RSA_PKCS_PSS, CKK_RSA, V_PSS, 0},
-	{CKM_SHA1_RSA_PKCS_PSS, CKK_RSA, V_PSS_HASH, CKM_SHA_1},
-	{CKM_SHA224_RSA_PKCS_PSS, CKK_RSA, V_PSS_HASH, CKM_SHA224},
-	{CKM_SHA256_RSA_PKCS_PSS, CKK_RSA, V_PSS_HASH, CKM_SHA256},
-	{CKM_SHA384_RSA_PKCS_PSS, CKK_RSA, V_PSS_HASH, CKM_SHA384},
-	{CKM_SHA512_RSA_PKCS_PSS, CKK_RSA, V_PSS_HASH, CKM_SHA512},
-	{CKM_ECDSA, CKK_EC, V_ECDSA, 0},
-	{CKM_ECDSA_SHA1, CKK_EC, V_ECDSA_HASH, CKM_SHA_1},
-	{CKM_ECDSA_SHA224, CKK_EC, V_ECDSA_HASH, CKM_SHA224},
-	{CKM_ECDSA_SHA256, CKK_EC, V_ECDSA_HASH, CKM_SHA256},
-	{CKM_ECDSA_SHA384, CKK_EC, V_ECDSA_HASH, CKM_SHA384},
-	{CKM_ECDSA_SHA512, CKK_EC, V_ECDSA_HASH, CKM_SHA512},
+    {CKM_RSA_PKCS, CKK_RSA, V_RSA_PKCS, 0},
+    {CKM_RSA_X_509, CKK_RSA, V_RSA_X509, 0},
+    {CKM_SHA1_RSA_PKCS, CKK_RSA, V_RSA_HASH, CKM_SHA_1},
+    {CKM_SHA224_RSA_PKCS, CKK_RSA, V_RSA_HASH, CKM_SHA224},
+    {CKM_SHA256_RSA_PKCS, CKK_RSA, V_RSA_HASH, CKM_SHA256},
+    {CKM_SHA384_RSA_PKCS, CKK_RSA, V_RSA_HASH, CKM_SHA384},
+    {CKM_SHA512_RSA_PKCS, CKK_RSA, V_RSA_HASH, CKM_SHA512},
+    {CKM_RSA_PKCS_PSS, CKK_RSA, V_PSS, 0},
+    {CKM_SHA1_RSA_PKCS_PSS, CKK_RSA, V_PSS_HASH, CKM_SHA_1},
+    {CKM_SHA224_RSA_PKCS_PSS, CKK_RSA, V_PSS_HASH, CKM_SHA224},
+    {CKM_SHA256_RSA_PKCS_PSS, CKK_RSA, V_PSS_HASH, CKM_SHA256},
+    {CKM_SHA384_RSA_PKCS_PSS, CKK_RSA, V_PSS_HASH, CKM_SHA384},
+    {CKM_SHA512_RSA_PKCS_PSS, CKK_RSA, V_PSS_HASH, CKM_SHA512},
+    {CKM_ECDSA, CKK_EC, V_ECDSA, 0},
+    {CKM_ECDSA_SHA1, CKK_EC, V_ECDSA_HASH, CKM_SHA_1},
+    {CKM_ECDSA_SHA224, CKK_EC, V_ECDSA_HASH, CKM_SHA224},
+    {CKM_ECDSA_SHA256, CKK_EC, V_ECDSA_HASH, CKM_SHA256},
+    {CKM_ECDSA_SHA384, CKK_EC, V_ECDSA_HASH, CKM_SHA384},
+    {CKM_ECDSA_SHA512, CKK_EC, V_ECDSA_HASH, CKM_SHA512},
 };
 
 struct pss {

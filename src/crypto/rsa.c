@@ -154,10 +154,9 @@ CK_RV kyso_rsa_unpad_pkcs1(const uint8_t *em, size_t k, uint8_t *out,
 	return unpad_result(n, tmp, k, out, outlen);
 }
 
-CK_RV kyso_rsa_unpad_oaep(const uint8_t *em, size_t k,
-			  CK_MECHANISM_TYPE hash, CK_MECHANISM_TYPE mgf_hash,
-			  const uint8_t *label, size_t labellen, uint8_t *out,
-			  size_t *outlen)
+CK_RV kyso_rsa_unpad_oaep(const uint8_t *em, size_t k, CK_MECHANISM_TYPE hash,
+			  CK_MECHANISM_TYPE mgf_hash, const uint8_t *label,
+			  size_t labellen, uint8_t *out, size_t *outlen)
 {
 	static const uint8_t empty[1];
 	const EVP_MD *md = kyso_md(hash), *mgf = kyso_md(mgf_hash);

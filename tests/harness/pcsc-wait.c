@@ -215,7 +215,7 @@ static int wait_state(SCARDCONTEXT ctx, SCARD_READERSTATE *st, size_t n,
 		for (i = ok = 0; i < n; i++) {
 			ok += state_ok(st[i].dwEventState, present);
 			st[i].dwCurrentState =
-				st[i].dwEventState & ~SCARD_STATE_CHANGED;
+			    st[i].dwEventState & ~SCARD_STATE_CHANGED;
 		}
 		if (ok == n)
 			return 0;
@@ -331,10 +331,9 @@ static int cmd_apdu(SCARDCONTEXT ctx, const char *which, const char *hex,
 	t0 = now_s();
 	for (i = 0; i < count; i++) {
 		rlen = RESP_MAX;
-		rv = SCardTransmit(h,
-				   proto == SCARD_PROTOCOL_T0 ? SCARD_PCI_T0
-							      : SCARD_PCI_T1,
-				   cmd, clen, NULL, resp, &rlen);
+		rv = SCardTransmit(
+		    h, proto == SCARD_PROTOCOL_T0 ? SCARD_PCI_T0 : SCARD_PCI_T1,
+		    cmd, clen, NULL, resp, &rlen);
 		if (rv != SCARD_S_SUCCESS) {
 			fail("SCardTransmit", rv);
 			goto out;
@@ -357,12 +356,11 @@ out:
 
 static int usage(void)
 {
-	fprintf(stderr,
-		"usage: pcsc-wait readers N [TIMEOUT]\n"
-		"       pcsc-wait present INDEX|all [TIMEOUT]\n"
-		"       pcsc-wait absent INDEX|all [TIMEOUT]\n"
-		"       pcsc-wait atr INDEX [TIMEOUT]\n"
-		"       pcsc-wait apdu INDEX HEX [COUNT]\n");
+	fprintf(stderr, "usage: pcsc-wait readers N [TIMEOUT]\n"
+			"       pcsc-wait present INDEX|all [TIMEOUT]\n"
+			"       pcsc-wait absent INDEX|all [TIMEOUT]\n"
+			"       pcsc-wait atr INDEX [TIMEOUT]\n"
+			"       pcsc-wait apdu INDEX HEX [COUNT]\n");
 	return 2;
 }
 

@@ -29,11 +29,13 @@ int main(int argc, char **argv)
 	int fd;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: sockact SOCKET-PATH COMMAND [ARG...]\n");
+		fprintf(stderr,
+			"usage: sockact SOCKET-PATH COMMAND [ARG...]\n");
 		return 2;
 	}
 	if (strlen(argv[1]) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "sockact: socket path longer than %zu bytes: %s\n",
+		fprintf(stderr,
+			"sockact: socket path longer than %zu bytes: %s\n",
 			sizeof(sa.sun_path) - 1, argv[1]);
 		return 2;
 	}

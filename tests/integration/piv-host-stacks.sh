@@ -216,24 +216,31 @@ opensc_signs() {
 		fail "card counted $(stat_value privops) private-key operations, expected 5"
 }
 
-# The card's own access rules, seen through opensc-tool's raw APDUs: 9C
-# refuses without a fresh VERIFY, 9E signs with no PIN at all.
+# The card's own access rules, through opensc-tool's raw APDUs: 9E signs
+# with no PIN; 9C only right after a VERIFY ("PIN always"): once, and not
+# after another key was used in between. Reads in between (OpenSC reads the
+# Discovery object before each command here) do not count.
 card_rules() {
-	local out=$KYSO_TEST_TMP/out h32 h48 sel=00:A4:04:00:05:A0:00:00:03:08
+	local out=$KYSO_TEST_TMP/out h32 h48 got want
+	local sel=00:A4:04:00:05:A0:00:00:03:08
+	local verify=00:20:00:80:08:36:35:34:33:32:31:FF:FF
+	local disco=00:CB:3F:FF:03:5C:01:7E:00
+	local sign9c sign9e
 
-	step "opensc-tool: 9C needs the PIN, 9E does not"
+	step "opensc-tool: 9E needs no PIN, 9C a VERIFY right before each use"
 	h32=$(od -An -tx1 -v "$KYSO_TEST_TMP/h256" | tr -s ' \n' ':' | sed 's/^://;s/:$//')
 	h48=$(od -An -tx1 -v "$KYSO_TEST_TMP/h384" | tr -s ' \n' ':' | sed 's/^://;s/:$//')
-	run "$out" opensc-tool -r "$KYSO_READER" -s "$sel" \
-		-s "00:87:11:9C:26:7C:24:82:00:81:20:$h32:00" ||
-		show_fail "$out" "opensc-tool 9C"
-	grep -q "SW1=0x69, SW2=0x82" "$out" ||
-		show_fail "$out" "9C signed without a VERIFY"
-	run "$out" opensc-tool -r "$KYSO_READER" -s "$sel" \
-		-s "00:87:14:9E:36:7C:34:82:00:81:30:$h48:00" ||
-		show_fail "$out" "opensc-tool 9E"
-	grep -q "SW1=0x90, SW2=0x00" "$out" ||
-		show_fail "$out" "9E did not sign without a PIN"
+	sign9c=00:87:11:9C:26:7C:24:82:00:81:20:$h32:00
+	sign9e=00:87:14:9E:36:7C:34:82:00:81:30:$h48:00
+	run "$out" opensc-tool -r "$KYSO_READER" -s "$sel" -s "$sign9c" \
+		-s "$sign9e" -s "$verify" -s "$sign9c" -s "$sign9c" \
+		-s "$verify" -s "$disco" -s "$sign9c" \
+		-s "$verify" -s "$sign9e" -s "$sign9c" ||
+		show_fail "$out" "opensc-tool"
+	got=$(sed -n 's/.*(SW1=0x\(..\), SW2=0x\(..\)).*/\1\2/p' "$out" | tr '\n' ' ')
+	want="9000 6982 9000 9000 9000 6982 9000 9000 9000 9000 9000 6982 "
+	[ "$got" = "$want" ] ||
+		show_fail "$out" "status words '$got', expected '$want'"
 }
 
 inside() {

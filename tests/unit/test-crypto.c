@@ -140,13 +140,15 @@ static void pub_of(EVP_PKEY *key, struct kyso_pubkey *pub)
 		uint8_t nb[1024], eb[16];
 		int nl, el;
 
-		ck_assert(EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n));
-		ck_assert(EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e));
+		ck_assert(
+		    EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n));
+		ck_assert(
+		    EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e));
 		nl = BN_bn2bin(n, nb);
 		el = BN_bn2bin(e, eb);
-		ck_assert_uint_eq(kyso_pubkey_rsa(pub, nb, (size_t)nl, eb,
-						  (size_t)el),
-				  CKR_OK);
+		ck_assert_uint_eq(
+		    kyso_pubkey_rsa(pub, nb, (size_t)nl, eb, (size_t)el),
+		    CKR_OK);
 		BN_free(n);
 		BN_free(e);
 	} else {
@@ -154,11 +156,11 @@ static void pub_of(EVP_PKEY *key, struct kyso_pubkey *pub)
 		size_t len;
 
 		ck_assert(EVP_PKEY_get_octet_string_param(
-			key, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt), &len));
-		ck_assert_uint_eq(kyso_pubkey_ec(pub,
-						 (CK_ULONG)EVP_PKEY_get_bits(key),
-						 pt, len),
-				  CKR_OK);
+		    key, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt), &len));
+		ck_assert_uint_eq(
+		    kyso_pubkey_ec(pub, (CK_ULONG)EVP_PKEY_get_bits(key), pt,
+				   len),
+		    CKR_OK);
 	}
 }
 
@@ -229,11 +231,11 @@ START_TEST(digest_of_abc_matches_the_fips_180_vector)
 	uint8_t h[32], want[32];
 	struct kyso_digest *d;
 
-	unhex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
-	      want);
-	ck_assert_uint_eq(kyso_digest_once(CKM_SHA256, (const uint8_t *)"abc",
-					   3, h),
-			  CKR_OK);
+	unhex(
+	    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+	    want);
+	ck_assert_uint_eq(
+	    kyso_digest_once(CKM_SHA256, (const uint8_t *)"abc", 3, h), CKR_OK);
 	ck_assert_mem_eq(h, want, 32);
 
 	ck_assert_uint_eq(kyso_digest_new(CKM_SHA256, &d), CKR_OK);
@@ -260,15 +262,13 @@ START_TEST(digest_streaming_equals_openssl_for_every_hash)
 		ck_assert_uint_eq(kyso_digest_new(hashes[i], &d), CKR_OK);
 		for (j = 0; j < sizeof(msg); j += 7)
 			ck_assert_uint_eq(
-				kyso_digest_update(d, msg + j,
-						   sizeof(msg) - j < 7
-							   ? sizeof(msg) - j
-							   : 7),
-				CKR_OK);
+			    kyso_digest_update(
+				d, msg + j,
+				sizeof(msg) - j < 7 ? sizeof(msg) - j : 7),
+			    CKR_OK);
 		ck_assert_uint_eq(kyso_digest_final(d, a), CKR_OK);
-		ck_assert_uint_eq(kyso_digest_once(hashes[i], msg, sizeof(msg),
-						   b),
-				  CKR_OK);
+		ck_assert_uint_eq(
+		    kyso_digest_once(hashes[i], msg, sizeof(msg), b), CKR_OK);
 		ck_assert_int_eq(EVP_Digest(msg, sizeof(msg), c, &blen,
 					    md_of(hashes[i]), NULL),
 				 1);
@@ -276,8 +276,8 @@ START_TEST(digest_streaming_equals_openssl_for_every_hash)
 		ck_assert_mem_eq(a, c, blen);
 		ck_assert_mem_eq(b, c, blen);
 	}
-	ck_assert_uint_eq(kyso_digest_once(CKM_SHA256, NULL, 0, (uint8_t[32]){0}),
-			  CKR_OK);
+	ck_assert_uint_eq(
+	    kyso_digest_once(CKM_SHA256, NULL, 0, (uint8_t[32]){0}), CKR_OK);
 }
 END_TEST
 
@@ -331,16 +331,16 @@ START_TEST(digestinfo_matches_openssl_encoding)
 		dlen = i2d_X509_SIG(sig, &der);
 		ck_assert_int_gt(dlen, 0);
 
-		ck_assert_uint_eq(kyso_digestinfo(hashes[i], h, hlen, NULL, 0,
-						  &need),
-				  CKR_OK);
+		ck_assert_uint_eq(
+		    kyso_digestinfo(hashes[i], h, hlen, NULL, 0, &need),
+		    CKR_OK);
 		ck_assert_uint_eq(need, (size_t)dlen);
-		ck_assert_uint_eq(kyso_digestinfo(hashes[i], h, hlen, out,
-						  need - 1, &len),
-				  CKR_BUFFER_TOO_SMALL);
-		ck_assert_uint_eq(kyso_digestinfo(hashes[i], h, hlen, out,
-						  sizeof(out), &len),
-				  CKR_OK);
+		ck_assert_uint_eq(
+		    kyso_digestinfo(hashes[i], h, hlen, out, need - 1, &len),
+		    CKR_BUFFER_TOO_SMALL);
+		ck_assert_uint_eq(
+		    kyso_digestinfo(hashes[i], h, hlen, out, sizeof(out), &len),
+		    CKR_OK);
 		ck_assert_uint_eq(len, (size_t)dlen);
 		ck_assert_mem_eq(out, der, len);
 		ck_assert_uint_eq(kyso_digestinfo(hashes[i], h, hlen - 1, out,
@@ -349,9 +349,9 @@ START_TEST(digestinfo_matches_openssl_encoding)
 		OPENSSL_free(der);
 		X509_SIG_free(sig);
 	}
-	ck_assert_uint_eq(kyso_digestinfo(CKM_MD5, msg, 16, NULL, 0,
-					  &(size_t){0}),
-			  CKR_MECHANISM_INVALID);
+	ck_assert_uint_eq(
+	    kyso_digestinfo(CKM_MD5, msg, 16, NULL, 0, &(size_t){0}),
+	    CKR_MECHANISM_INVALID);
 }
 END_TEST
 
@@ -396,26 +396,27 @@ static void check_pkcs1_sign(EVP_PKEY *key)
 		size_t hlen = kyso_digest_size(hashes[i]);
 		EVP_MD_CTX *m = EVP_MD_CTX_new();
 
-		ck_assert_uint_eq(kyso_digest_once(hashes[i], msg, sizeof(msg),
-						   h),
-				  CKR_OK);
-		ck_assert_uint_eq(kyso_digestinfo(hashes[i], h, hlen, di,
-						  sizeof(di), &dilen),
-				  CKR_OK);
+		ck_assert_uint_eq(
+		    kyso_digest_once(hashes[i], msg, sizeof(msg), h), CKR_OK);
+		ck_assert_uint_eq(
+		    kyso_digestinfo(hashes[i], h, hlen, di, sizeof(di), &dilen),
+		    CKR_OK);
 		ck_assert_uint_eq(kyso_rsa_pad_pkcs1(di, dilen, em, k), CKR_OK);
 		rsa_raw_private(key, em, sig);
 
+		host_error_push();
 		ck_assert_uint_eq(kyso_verify(&pub, rsa_pkcs_mech(hashes[i]),
 					      NULL, 0, msg, sizeof(msg), sig,
 					      k),
 				  CKR_OK);
-		ck_assert_uint_eq(kyso_verify(&pub, CKM_RSA_PKCS, NULL, 0, di,
-					      dilen, sig, k),
-				  CKR_OK);
+		host_error_intact();
+		ck_assert_uint_eq(
+		    kyso_verify(&pub, CKM_RSA_PKCS, NULL, 0, di, dilen, sig, k),
+		    CKR_OK);
 		/* OpenSSL's ordinary hash-and-verify agrees. */
-		ck_assert_int_eq(EVP_DigestVerifyInit(m, NULL, md_of(hashes[i]),
-						      NULL, key),
-				 1);
+		ck_assert_int_eq(
+		    EVP_DigestVerifyInit(m, NULL, md_of(hashes[i]), NULL, key),
+		    1);
 		ck_assert_int_eq(EVP_DigestVerify(m, sig, k, msg, sizeof(msg)),
 				 1);
 		EVP_MD_CTX_free(m);
@@ -459,23 +460,21 @@ START_TEST(rsa_x509_verifies_the_raw_operation)
 	memcpy(em + k - 40, msg, 40);
 	rsa_raw_private(rsa2048, em, sig);
 	/* Short data stands for the same integer with zeros in front. */
-	ck_assert_uint_eq(kyso_verify(&pub, CKM_RSA_X_509, NULL, 0, msg, 40,
-				      sig, k),
-			  CKR_OK);
-	ck_assert_uint_eq(kyso_verify(&pub, CKM_RSA_X_509, NULL, 0, em, k, sig,
-				      k),
-			  CKR_OK);
-	ck_assert_uint_eq(kyso_verify(&pub, CKM_RSA_X_509, NULL, 0, msg, 39,
-				      sig, k),
-			  CKR_SIGNATURE_INVALID);
-	ck_assert_uint_eq(kyso_verify(&pub, CKM_RSA_X_509, NULL, 0, msg, 40,
-				      sig, k + 1),
-			  CKR_SIGNATURE_LEN_RANGE);
+	ck_assert_uint_eq(
+	    kyso_verify(&pub, CKM_RSA_X_509, NULL, 0, msg, 40, sig, k), CKR_OK);
+	ck_assert_uint_eq(
+	    kyso_verify(&pub, CKM_RSA_X_509, NULL, 0, em, k, sig, k), CKR_OK);
+	ck_assert_uint_eq(
+	    kyso_verify(&pub, CKM_RSA_X_509, NULL, 0, msg, 39, sig, k),
+	    CKR_SIGNATURE_INVALID);
+	ck_assert_uint_eq(
+	    kyso_verify(&pub, CKM_RSA_X_509, NULL, 0, msg, 40, sig, k + 1),
+	    CKR_SIGNATURE_LEN_RANGE);
 	/* A "signature" not below n. */
 	memset(sig, 0xff, k);
-	ck_assert_uint_eq(kyso_verify(&pub, CKM_RSA_X_509, NULL, 0, msg, 40,
-				      sig, k),
-			  CKR_SIGNATURE_INVALID);
+	ck_assert_uint_eq(
+	    kyso_verify(&pub, CKM_RSA_X_509, NULL, 0, msg, 40, sig, k),
+	    CKR_SIGNATURE_INVALID);
 	kyso_pubkey_clear(&pub);
 }
 END_TEST
@@ -493,16 +492,15 @@ static void check_pss(EVP_PKEY *key)
 
 		for (j = 0; j < 3; j++) {
 			uint8_t h[64], em[512], sig[512];
-			CK_RSA_PKCS_PSS_PARAMS pp = {hashes[i],
-						     mgf_of(hashes[i]),
-						     salts[j]};
+			CK_RSA_PKCS_PSS_PARAMS pp = {
+			    hashes[i], mgf_of(hashes[i]), salts[j]};
 			CK_RV want = CKR_OK;
 
 			if (emlen < hlen + 2 + salts[j])
 				want = CKR_MECHANISM_PARAM_INVALID;
-			ck_assert_uint_eq(kyso_digest_once(hashes[i], msg,
-							   sizeof(msg), h),
-					  CKR_OK);
+			ck_assert_uint_eq(
+			    kyso_digest_once(hashes[i], msg, sizeof(msg), h),
+			    CKR_OK);
 			ck_assert_uint_eq(kyso_rsa_pad_pss(hashes[i], hashes[i],
 							   salts[j], h, hlen,
 							   modbits, em, k),
@@ -522,25 +520,22 @@ static void check_pss(EVP_PKEY *key)
 						      &pp, sizeof(pp), h, hlen,
 						      sig, k),
 					  CKR_OK);
-			ck_assert_uint_eq(kyso_verify(&pub,
-						      rsa_pss_mech(hashes[i]),
-						      &pp, sizeof(pp), msg,
-						      sizeof(msg), sig, k),
-					  CKR_OK);
-			ck_assert_int_eq(openssl_verify_pss(key,
-							    md_of(hashes[i]),
-							    md_of(hashes[i]),
-							    (int)salts[j], h,
-							    hlen, sig, k),
-					 1);
+			ck_assert_uint_eq(
+			    kyso_verify(&pub, rsa_pss_mech(hashes[i]), &pp,
+					sizeof(pp), msg, sizeof(msg), sig, k),
+			    CKR_OK);
+			ck_assert_int_eq(
+			    openssl_verify_pss(key, md_of(hashes[i]),
+					       md_of(hashes[i]), (int)salts[j],
+					       h, hlen, sig, k),
+			    1);
 			/* The salt length is checked exactly. */
 			if (salts[j] > 0) {
 				pp.sLen--;
 				ck_assert_uint_eq(
-					kyso_verify(&pub, CKM_RSA_PKCS_PSS,
-						    &pp, sizeof(pp), h, hlen,
-						    sig, k),
-					CKR_SIGNATURE_INVALID);
+				    kyso_verify(&pub, CKM_RSA_PKCS_PSS, &pp,
+						sizeof(pp), h, hlen, sig, k),
+				    CKR_SIGNATURE_INVALID);
 				pp.sLen++;
 			}
 			h[0] ^= 0x80;
@@ -576,9 +571,9 @@ START_TEST(pss_padding_with_a_different_mgf_hash_verifies)
 
 	pub_of(rsa2048, &pub);
 	kyso_digest_once(CKM_SHA256, msg, sizeof(msg), h);
-	ck_assert_uint_eq(kyso_rsa_pad_pss(CKM_SHA256, CKM_SHA_1, 20, h, 32,
-					   2048, em, k),
-			  CKR_OK);
+	ck_assert_uint_eq(
+	    kyso_rsa_pad_pss(CKM_SHA256, CKM_SHA_1, 20, h, 32, 2048, em, k),
+	    CKR_OK);
 	rsa_raw_private(rsa2048, em, sig);
 	ck_assert_uint_eq(kyso_verify(&pub, CKM_SHA256_RSA_PKCS_PSS, &pp,
 				      sizeof(pp), msg, sizeof(msg), sig, k),
@@ -604,44 +599,44 @@ START_TEST(pss_refuses_bad_parameters)
 	pub_of(rsa2048, &pub);
 	kyso_digest_once(CKM_SHA256, msg, sizeof(msg), h);
 	/* Padding: unknown hashes, a wrong hash size, k and modbits apart. */
-	ck_assert_uint_eq(kyso_rsa_pad_pss(CKM_MD5, CKM_SHA256, 0, h, 32, 2048,
-					   em, k),
-			  CKR_MECHANISM_PARAM_INVALID);
-	ck_assert_uint_eq(kyso_rsa_pad_pss(CKM_SHA256, 0, 0, h, 32, 2048, em,
-					   k),
-			  CKR_MECHANISM_PARAM_INVALID);
-	ck_assert_uint_eq(kyso_rsa_pad_pss(CKM_SHA256, CKM_SHA256, 0, h, 20,
-					   2048, em, k),
-			  CKR_DATA_LEN_RANGE);
-	ck_assert_uint_eq(kyso_rsa_pad_pss(CKM_SHA256, CKM_SHA256, 0, h, 32,
-					   2048, em, k - 1),
-			  CKR_ARGUMENTS_BAD);
+	ck_assert_uint_eq(
+	    kyso_rsa_pad_pss(CKM_MD5, CKM_SHA256, 0, h, 32, 2048, em, k),
+	    CKR_MECHANISM_PARAM_INVALID);
+	ck_assert_uint_eq(
+	    kyso_rsa_pad_pss(CKM_SHA256, 0, 0, h, 32, 2048, em, k),
+	    CKR_MECHANISM_PARAM_INVALID);
+	ck_assert_uint_eq(
+	    kyso_rsa_pad_pss(CKM_SHA256, CKM_SHA256, 0, h, 20, 2048, em, k),
+	    CKR_DATA_LEN_RANGE);
+	ck_assert_uint_eq(
+	    kyso_rsa_pad_pss(CKM_SHA256, CKM_SHA256, 0, h, 32, 2048, em, k - 1),
+	    CKR_ARGUMENTS_BAD);
 	ck_assert_uint_eq(kyso_rsa_pad_pss(CKM_SHA256, CKM_SHA256, 256 - 32 - 1,
 					   h, 32, 2048, em, k),
 			  CKR_MECHANISM_PARAM_INVALID);
 
 	/* Verification. */
-	ck_assert_uint_eq(kyso_verify(&pub, CKM_RSA_PKCS_PSS, NULL, 0, h, 32,
-				      sig, k),
-			  CKR_MECHANISM_PARAM_INVALID);
+	ck_assert_uint_eq(
+	    kyso_verify(&pub, CKM_RSA_PKCS_PSS, NULL, 0, h, 32, sig, k),
+	    CKR_MECHANISM_PARAM_INVALID);
 	ck_assert_uint_eq(kyso_verify(&pub, CKM_RSA_PKCS_PSS, &pp,
 				      sizeof(pp) - 1, h, 32, sig, k),
 			  CKR_MECHANISM_PARAM_INVALID);
 	ck_assert_uint_eq(kyso_verify(&pub, CKM_SHA384_RSA_PKCS_PSS, &pp,
 				      sizeof(pp), msg, 5, sig, k),
 			  CKR_MECHANISM_PARAM_INVALID);
-	ck_assert_uint_eq(kyso_verify(&pub, CKM_RSA_PKCS_PSS, &pp, sizeof(pp),
-				      h, 31, sig, k),
-			  CKR_DATA_LEN_RANGE);
+	ck_assert_uint_eq(
+	    kyso_verify(&pub, CKM_RSA_PKCS_PSS, &pp, sizeof(pp), h, 31, sig, k),
+	    CKR_DATA_LEN_RANGE);
 	pp.mgf = 77;
-	ck_assert_uint_eq(kyso_verify(&pub, CKM_RSA_PKCS_PSS, &pp, sizeof(pp),
-				      h, 32, sig, k),
-			  CKR_MECHANISM_PARAM_INVALID);
+	ck_assert_uint_eq(
+	    kyso_verify(&pub, CKM_RSA_PKCS_PSS, &pp, sizeof(pp), h, 32, sig, k),
+	    CKR_MECHANISM_PARAM_INVALID);
 	pp.mgf = CKG_MGF1_SHA256;
 	pp.sLen = 256 - 32 - 1;
-	ck_assert_uint_eq(kyso_verify(&pub, CKM_RSA_PKCS_PSS, &pp, sizeof(pp),
-				      h, 32, sig, k),
-			  CKR_MECHANISM_PARAM_INVALID);
+	ck_assert_uint_eq(
+	    kyso_verify(&pub, CKM_RSA_PKCS_PSS, &pp, sizeof(pp), h, 32, sig, k),
+	    CKR_MECHANISM_PARAM_INVALID);
 	pp.sLen = 32;
 	ck_assert_uint_eq(kyso_verify(&pub, CKM_RSA_PKCS_PSS, &pp, sizeof(pp),
 				      h, 32, sig, k - 1),
@@ -654,12 +649,12 @@ START_TEST(pss_salt_is_random)
 {
 	uint8_t h[32] = {1}, a[128], b[128];
 
-	ck_assert_uint_eq(kyso_rsa_pad_pss(CKM_SHA256, CKM_SHA256, 32, h, 32,
-					   1024, a, 128),
-			  CKR_OK);
-	ck_assert_uint_eq(kyso_rsa_pad_pss(CKM_SHA256, CKM_SHA256, 32, h, 32,
-					   1024, b, 128),
-			  CKR_OK);
+	ck_assert_uint_eq(
+	    kyso_rsa_pad_pss(CKM_SHA256, CKM_SHA256, 32, h, 32, 1024, a, 128),
+	    CKR_OK);
+	ck_assert_uint_eq(
+	    kyso_rsa_pad_pss(CKM_SHA256, CKM_SHA256, 32, h, 32, 1024, b, 128),
+	    CKR_OK);
 	ck_assert(memcmp(a, b, 128) != 0);
 	/* Without salt the encoding is deterministic. */
 	kyso_rsa_pad_pss(CKM_SHA256, CKM_SHA256, 0, h, 32, 1024, a, 128);
@@ -671,9 +666,8 @@ END_TEST
 /* --- RSA decryption encodings -------------------------------------------- */
 
 static size_t encrypt_with(EVP_PKEY *key, int pad, const EVP_MD *md,
-			   const EVP_MD *mgf, const uint8_t *label,
-			   size_t llen, const uint8_t *m, size_t mlen,
-			   uint8_t *ct)
+			   const EVP_MD *mgf, const uint8_t *label, size_t llen,
+			   const uint8_t *m, size_t mlen, uint8_t *ct)
 {
 	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(key, NULL);
 	size_t outlen = 512;
@@ -684,10 +678,10 @@ static size_t encrypt_with(EVP_PKEY *key, int pad, const EVP_MD *md,
 		ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_oaep_md(c, md), 1);
 		ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_mgf1_md(c, mgf), 1);
 		if (llen > 0)
-			ck_assert_int_eq(EVP_PKEY_CTX_set0_rsa_oaep_label(
-						 c, OPENSSL_memdup(label, llen),
-						 (int)llen),
-					 1);
+			ck_assert_int_eq(
+			    EVP_PKEY_CTX_set0_rsa_oaep_label(
+				c, OPENSSL_memdup(label, llen), (int)llen),
+			    1);
 	}
 	ck_assert_int_eq(EVP_PKEY_encrypt(c, ct, &outlen, m, mlen), 1);
 	EVP_PKEY_CTX_free(c);
@@ -696,15 +690,14 @@ static size_t encrypt_with(EVP_PKEY *key, int pad, const EVP_MD *md,
 
 /* The raw decryption a card gives back for an OpenSSL ciphertext. */
 static void raw_decrypt_of(EVP_PKEY *key, int pad, const EVP_MD *md,
-			   const EVP_MD *mgf, const uint8_t *label,
-			   size_t llen, const uint8_t *m, size_t mlen,
-			   uint8_t *em)
+			   const EVP_MD *mgf, const uint8_t *label, size_t llen,
+			   const uint8_t *m, size_t mlen, uint8_t *em)
 {
 	uint8_t ct[512];
 
-	ck_assert_uint_eq(encrypt_with(key, pad, md, mgf, label, llen, m, mlen,
-				       ct),
-			  rsa_k(key));
+	ck_assert_uint_eq(
+	    encrypt_with(key, pad, md, mgf, label, llen, m, mlen, ct),
+	    rsa_k(key));
 	rsa_raw_private(key, ct, em);
 }
 
@@ -734,8 +727,8 @@ START_TEST(pkcs1_type2_unpad_round_trips_openssl_encrypt)
 }
 END_TEST
 
-static void check_oaep(EVP_PKEY *key, CK_MECHANISM_TYPE h,
-		       CK_MECHANISM_TYPE mh, const char *label)
+static void check_oaep(EVP_PKEY *key, CK_MECHANISM_TYPE h, CK_MECHANISM_TYPE mh,
+		       const char *label)
 {
 	size_t k = rsa_k(key), hlen = kyso_digest_size(h);
 	size_t llen = label != NULL ? strlen(label) : 0, lens[3], i, outlen;
@@ -839,11 +832,10 @@ static void expect_invalid_oaep(const uint8_t *em, size_t k,
 
 	memset(out, 0xee, sizeof(out));
 	host_error_push();
-	ck_assert_uint_eq(kyso_rsa_unpad_oaep(em, k, h, mh,
-					      (const uint8_t *)label,
-					      label ? strlen(label) : 0, out,
-					      &outlen),
-			  CKR_ENCRYPTED_DATA_INVALID);
+	ck_assert_uint_eq(
+	    kyso_rsa_unpad_oaep(em, k, h, mh, (const uint8_t *)label,
+				label ? strlen(label) : 0, out, &outlen),
+	    CKR_ENCRYPTED_DATA_INVALID);
 	host_error_intact();
 	ck_assert_uint_eq(outlen, sizeof(out));
 	ck_assert_uint_eq(out[0], 0xee);
@@ -872,6 +864,16 @@ START_TEST(oaep_unpad_rejects_each_corruption_the_same_way)
 	expect_invalid_oaep(good, k, CKM_SHA256, CKM_SHA256, NULL);
 	expect_invalid_oaep(good, k, CKM_SHA256, CKM_SHA_1, "L");
 	expect_invalid_oaep(good, k, CKM_SHA384, CKM_SHA256, "L");
+
+	/* With nothing in the queue before, nothing is left after. */
+	ERR_clear_error();
+	em[0] = 1;
+	ck_assert_uint_eq(kyso_rsa_unpad_oaep(em, k, CKM_SHA256, CKM_SHA256,
+					      NULL, 0, em, &(size_t){256}),
+			  CKR_ENCRYPTED_DATA_INVALID);
+	ck_assert_uint_eq(kyso_cert_parse(good, k, &(struct kyso_cert_info){0}),
+			  CKR_DEVICE_ERROR);
+	ck_assert_uint_eq(ERR_peek_error(), 0);
 }
 END_TEST
 
@@ -1042,35 +1044,30 @@ START_TEST(ecdsa_signatures_verify_for_every_curve_and_hash)
 			ck_assert_uint_eq(kyso_verify(&pub, CKM_ECDSA, NULL, 0,
 						      h, hlen, raw, 2 * cb),
 					  CKR_OK);
-			ck_assert_uint_eq(kyso_verify(&pub,
-						      ecdsa_mech(hashes[i]),
-						      NULL, 0, msg, sizeof(msg),
-						      raw, 2 * cb),
-					  CKR_OK);
+			ck_assert_uint_eq(
+			    kyso_verify(&pub, ecdsa_mech(hashes[i]), NULL, 0,
+					msg, sizeof(msg), raw, 2 * cb),
+			    CKR_OK);
 			/* OpenSSL agrees about the DER form. */
-			ck_assert_uint_eq(kyso_ecdsa_raw_to_der(raw, 2 * cb,
-								der,
-								sizeof(der),
-								&derlen),
-					  CKR_OK);
+			ck_assert_uint_eq(
+			    kyso_ecdsa_raw_to_der(raw, 2 * cb, der, sizeof(der),
+						  &derlen),
+			    CKR_OK);
 			ck_assert_int_eq(EVP_DigestVerifyInit(m, NULL,
 							      md_of(hashes[i]),
 							      NULL, key),
 					 1);
-			ck_assert_int_eq(EVP_DigestVerify(m, der, derlen, msg,
-							  sizeof(msg)),
-					 1);
+			ck_assert_int_eq(
+			    EVP_DigestVerify(m, der, derlen, msg, sizeof(msg)),
+			    1);
 			EVP_MD_CTX_free(m);
 
-			ck_assert_uint_eq(kyso_verify(&pub,
-						      ecdsa_mech(hashes[i]),
-						      NULL, 0, msg,
-						      sizeof(msg) - 1, raw,
-						      2 * cb),
-					  CKR_SIGNATURE_INVALID);
+			ck_assert_uint_eq(
+			    kyso_verify(&pub, ecdsa_mech(hashes[i]), NULL, 0,
+					msg, sizeof(msg) - 1, raw, 2 * cb),
+			    CKR_SIGNATURE_INVALID);
 			ck_assert_uint_eq(kyso_verify(&pub, CKM_ECDSA, NULL, 0,
-						      h, hlen, raw,
-						      2 * cb - 1),
+						      h, hlen, raw, 2 * cb - 1),
 					  CKR_SIGNATURE_LEN_RANGE);
 			raw[3] ^= 4;
 			ck_assert_uint_eq(kyso_verify(&pub, CKM_ECDSA, NULL, 0,
@@ -1105,21 +1102,18 @@ START_TEST(ecdsa_der_and_raw_round_trip)
 				raw[cb] |= 0x80;
 			if (j & 4)
 				raw[0] = 0x01;
-			ck_assert_uint_eq(kyso_ecdsa_raw_to_der(raw, 2 * cb,
-								NULL, 0, &len),
-					  CKR_OK);
-			ck_assert_uint_eq(kyso_ecdsa_raw_to_der(raw, 2 * cb,
-								der, len - 1,
-								&len),
+			ck_assert_uint_eq(
+			    kyso_ecdsa_raw_to_der(raw, 2 * cb, NULL, 0, &len),
+			    CKR_OK);
+			ck_assert_uint_eq(kyso_ecdsa_raw_to_der(
+					      raw, 2 * cb, der, len - 1, &len),
 					  CKR_BUFFER_TOO_SMALL);
-			ck_assert_uint_eq(kyso_ecdsa_raw_to_der(raw, 2 * cb,
-								der,
-								sizeof(der),
-								&len),
-					  CKR_OK);
-			ck_assert_uint_eq(kyso_ecdsa_der_to_raw(der, len, cb,
-								back),
-					  CKR_OK);
+			ck_assert_uint_eq(
+			    kyso_ecdsa_raw_to_der(raw, 2 * cb, der, sizeof(der),
+						  &len),
+			    CKR_OK);
+			ck_assert_uint_eq(
+			    kyso_ecdsa_der_to_raw(der, len, cb, back), CKR_OK);
 			ck_assert_mem_eq(back, raw, 2 * cb);
 		}
 	}
@@ -1165,9 +1159,8 @@ START_TEST(ecdsa_der_rejects_malformed_signatures)
 		       32);
 	/* A 33-byte r with a sign byte is fine: it is 32 bytes of value. */
 	memset(raw, 0xff, 64);
-	ck_assert_uint_eq(kyso_ecdsa_raw_to_der(raw, 64, der, sizeof(der),
-						&len),
-			  CKR_OK);
+	ck_assert_uint_eq(
+	    kyso_ecdsa_raw_to_der(raw, 64, der, sizeof(der), &len), CKR_OK);
 	ck_assert_uint_eq(kyso_ecdsa_der_to_raw(der, len, 32, out), CKR_OK);
 	ck_assert_uint_eq(kyso_ecdsa_der_to_raw(der, len, 31, out),
 			  CKR_DEVICE_ERROR);
@@ -1188,12 +1181,9 @@ START_TEST(ec_params_bits_knows_the_named_curves)
 	static const struct {
 		int nid;
 		CK_ULONG bits;
-	} t[] = {{NID_X9_62_prime256v1, 256},
-		 {NID_secp384r1, 384},
-		 {NID_secp521r1, 521},
-		 {NID_secp256k1, 0},
-		 {NID_X9_62_prime192v1, 0},
-		 {NID_sha256, 0}};
+	} t[] = {{NID_X9_62_prime256v1, 256}, {NID_secp384r1, 384},
+		 {NID_secp521r1, 521},	      {NID_secp256k1, 0},
+		 {NID_X9_62_prime192v1, 0},   {NID_sha256, 0}};
 	uint8_t buf[64], *p;
 	size_t i;
 	int n;
@@ -1205,21 +1195,18 @@ START_TEST(ec_params_bits_knows_the_named_curves)
 		ck_assert_uint_eq(kyso_ec_params_bits(buf, (size_t)n),
 				  t[i].bits);
 		if (t[i].bits != 0) {
-			ck_assert_uint_eq(kyso_ec_params_bits(buf,
-							      (size_t)n - 1),
-					  0);
+			ck_assert_uint_eq(
+			    kyso_ec_params_bits(buf, (size_t)n - 1), 0);
 			buf[n] = 0;
-			ck_assert_uint_eq(kyso_ec_params_bits(buf,
-							      (size_t)n + 1),
-					  0);
+			ck_assert_uint_eq(
+			    kyso_ec_params_bits(buf, (size_t)n + 1), 0);
 		}
 	}
 	n = (int)unhex("06082a8648ce3d030107", buf);
 	ck_assert_uint_eq(kyso_ec_params_bits(buf, (size_t)n), 256);
 	/* A printable string naming the curve is not an OID. */
-	ck_assert_uint_eq(kyso_ec_params_bits((const uint8_t *)"\x13\x0aprime256v1",
-					      12),
-			  0);
+	ck_assert_uint_eq(
+	    kyso_ec_params_bits((const uint8_t *)"\x13\x0aprime256v1", 12), 0);
 	ck_assert_uint_eq(kyso_ec_params_bits(NULL, 0), 0);
 }
 END_TEST
@@ -1268,7 +1255,7 @@ START_TEST(pubkey_ec_refuses_points_off_the_curve)
 	EVP_PKEY *dup;
 
 	ck_assert(EVP_PKEY_get_octet_string_param(
-		ec256, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt), &len));
+	    ec256, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt), &len));
 	ck_assert_uint_eq(len, 65);
 	ck_assert_uint_eq(kyso_pubkey_ec(&k, 256, pt, len), CKR_OK);
 	ck_assert_uint_eq(k.type, CKK_EC);
@@ -1281,8 +1268,7 @@ START_TEST(pubkey_ec_refuses_points_off_the_curve)
 	ck_assert_uint_eq(kyso_pubkey_ec(&k, 384, pt, len), CKR_DEVICE_ERROR);
 	ck_assert_uint_eq(kyso_pubkey_ec(&k, 256, pt, len - 1),
 			  CKR_DEVICE_ERROR);
-	ck_assert_uint_eq(kyso_pubkey_ec(&k, 255, pt, len),
-			  CKR_KEY_SIZE_RANGE);
+	ck_assert_uint_eq(kyso_pubkey_ec(&k, 255, pt, len), CKR_KEY_SIZE_RANGE);
 	pt[64] ^= 1;
 	ck_assert_uint_eq(kyso_pubkey_ec(&k, 256, pt, len), CKR_DEVICE_ERROR);
 	host_error_intact();
@@ -1290,13 +1276,12 @@ START_TEST(pubkey_ec_refuses_points_off_the_curve)
 	/* Compressed points are not what PKCS#11 stores. */
 	dup = EVP_PKEY_dup(ec256);
 	ck_assert(EVP_PKEY_set_utf8_string_param(
-		dup, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
-		OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_COMPRESSED));
-	ck_assert(EVP_PKEY_get_octet_string_param(
-		dup, OSSL_PKEY_PARAM_PUB_KEY, cpt, sizeof(cpt), &clen));
+	    dup, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+	    OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_COMPRESSED));
+	ck_assert(EVP_PKEY_get_octet_string_param(dup, OSSL_PKEY_PARAM_PUB_KEY,
+						  cpt, sizeof(cpt), &clen));
 	ck_assert_uint_eq(clen, 33);
-	ck_assert_uint_eq(kyso_pubkey_ec(&k, 256, cpt, clen),
-			  CKR_DEVICE_ERROR);
+	ck_assert_uint_eq(kyso_pubkey_ec(&k, 256, cpt, clen), CKR_DEVICE_ERROR);
 	EVP_PKEY_free(dup);
 }
 END_TEST
@@ -1329,7 +1314,9 @@ START_TEST(pubkey_spki_matches_openssl_encoding)
 	check_spki(rsa1025);
 	check_spki(ec256);
 	check_spki(ec384);
+	host_error_push();
 	check_spki(ec521);
+	host_error_intact();
 	ck_assert_uint_eq(kyso_pubkey_spki(&none, &der, &len),
 			  CKR_KEY_TYPE_INCONSISTENT);
 	ck_assert_ptr_null(der);
@@ -1343,31 +1330,31 @@ START_TEST(verify_refuses_foreign_mechanisms_and_key_types)
 
 	pub_of(rsa2048, &rsa);
 	pub_of(ec256, &ec);
-	ck_assert_uint_eq(kyso_verify(&rsa, CKM_ECDSA, NULL, 0, msg, 32, sig,
-				      64),
-			  CKR_KEY_TYPE_INCONSISTENT);
-	ck_assert_uint_eq(kyso_verify(&ec, CKM_SHA256_RSA_PKCS, NULL, 0, msg,
-				      32, sig, 256),
-			  CKR_KEY_TYPE_INCONSISTENT);
-	ck_assert_uint_eq(kyso_verify(&rsa, CKM_MD5_RSA_PKCS, NULL, 0, msg, 32,
-				      sig, 256),
-			  CKR_MECHANISM_INVALID);
-	ck_assert_uint_eq(kyso_verify(&rsa, CKM_SHA256, NULL, 0, msg, 32, sig,
-				      256),
-			  CKR_MECHANISM_INVALID);
-	ck_assert_uint_eq(kyso_verify(&rsa, CKM_RSA_PKCS, NULL, 0, sig, 246,
-				      sig, 256),
-			  CKR_DATA_LEN_RANGE);
-	ck_assert_uint_eq(kyso_verify(&rsa, CKM_RSA_X_509, NULL, 0, sig, 257,
-				      sig, 256),
-			  CKR_DATA_LEN_RANGE);
+	ck_assert_uint_eq(
+	    kyso_verify(&rsa, CKM_ECDSA, NULL, 0, msg, 32, sig, 64),
+	    CKR_KEY_TYPE_INCONSISTENT);
+	ck_assert_uint_eq(
+	    kyso_verify(&ec, CKM_SHA256_RSA_PKCS, NULL, 0, msg, 32, sig, 256),
+	    CKR_KEY_TYPE_INCONSISTENT);
+	ck_assert_uint_eq(
+	    kyso_verify(&rsa, CKM_MD5_RSA_PKCS, NULL, 0, msg, 32, sig, 256),
+	    CKR_MECHANISM_INVALID);
+	ck_assert_uint_eq(
+	    kyso_verify(&rsa, CKM_SHA256, NULL, 0, msg, 32, sig, 256),
+	    CKR_MECHANISM_INVALID);
+	ck_assert_uint_eq(
+	    kyso_verify(&rsa, CKM_RSA_PKCS, NULL, 0, sig, 246, sig, 256),
+	    CKR_DATA_LEN_RANGE);
+	ck_assert_uint_eq(
+	    kyso_verify(&rsa, CKM_RSA_X_509, NULL, 0, sig, 257, sig, 256),
+	    CKR_DATA_LEN_RANGE);
 	host_error_push();
-	ck_assert_uint_eq(kyso_verify(&rsa, CKM_SHA256_RSA_PKCS, NULL, 0, msg,
-				      32, sig, 256),
-			  CKR_SIGNATURE_INVALID);
-	ck_assert_uint_eq(kyso_verify(&ec, CKM_ECDSA_SHA256, NULL, 0, msg, 32,
-				      sig, 64),
-			  CKR_SIGNATURE_INVALID);
+	ck_assert_uint_eq(
+	    kyso_verify(&rsa, CKM_SHA256_RSA_PKCS, NULL, 0, msg, 32, sig, 256),
+	    CKR_SIGNATURE_INVALID);
+	ck_assert_uint_eq(
+	    kyso_verify(&ec, CKM_ECDSA_SHA256, NULL, 0, msg, 32, sig, 64),
+	    CKR_SIGNATURE_INVALID);
 	host_error_intact();
 	kyso_pubkey_clear(&rsa);
 	kyso_pubkey_clear(&ec);
@@ -1390,28 +1377,26 @@ static X509 *make_cert(EVP_PKEY *key, const char *serial_hex, int64_t nb,
 	ck_assert(X509_set_serialNumber(x, sn));
 	ASN1_INTEGER_free(sn);
 	BN_free(bn);
-	ck_assert(X509_NAME_add_entry_by_txt(sub, "C", MBSTRING_UTF8,
-					     (const unsigned char *)"VN", -1,
-					     -1, 0));
 	ck_assert(X509_NAME_add_entry_by_txt(
-		sub, "CN", MBSTRING_UTF8,
-		(const unsigned char *)"Nguyễn Văn Ký", -1, -1, 0));
+	    sub, "C", MBSTRING_UTF8, (const unsigned char *)"VN", -1, -1, 0));
 	ck_assert(X509_NAME_add_entry_by_txt(
-		iss, "CN", MBSTRING_UTF8,
-		(const unsigned char *)"kyso test CA", -1, -1, 0));
+	    sub, "CN", MBSTRING_UTF8, (const unsigned char *)"Nguyễn Văn Ký",
+	    -1, -1, 0));
+	ck_assert(X509_NAME_add_entry_by_txt(
+	    iss, "CN", MBSTRING_UTF8, (const unsigned char *)"kyso test CA", -1,
+	    -1, 0));
 	ck_assert(X509_set_subject_name(x, sub));
 	ck_assert(X509_set_issuer_name(x, iss));
 	X509_NAME_free(sub);
 	X509_NAME_free(iss);
-	ck_assert_ptr_nonnull(ASN1_TIME_set(X509_getm_notBefore(x),
-					    (time_t)nb));
-	ck_assert_ptr_nonnull(ASN1_TIME_set(X509_getm_notAfter(x),
-					    (time_t)na));
+	ck_assert_ptr_nonnull(
+	    ASN1_TIME_set(X509_getm_notBefore(x), (time_t)nb));
+	ck_assert_ptr_nonnull(ASN1_TIME_set(X509_getm_notAfter(x), (time_t)na));
 	ck_assert(X509_set_pubkey(x, key));
-	ck_assert_int_gt(X509_sign(x, key,
-				   EVP_PKEY_is_a(key, "ED25519") ? NULL
-								 : EVP_sha256()),
-			 0);
+	ck_assert_int_gt(
+	    X509_sign(x, key,
+		      EVP_PKEY_is_a(key, "ED25519") ? NULL : EVP_sha256()),
+	    0);
 	return x;
 }
 
@@ -1435,7 +1420,9 @@ static void check_cert(EVP_PKEY *key, const char *serial_hex)
 	int n;
 
 	der = der_of(x, &len);
+	host_error_push();
 	ck_assert_uint_eq(kyso_cert_parse(der, len, &ci), CKR_OK);
+	host_error_intact();
 
 	want = NULL;
 	n = i2d_X509_NAME(X509_get_subject_name(x), &want);
@@ -1492,8 +1479,8 @@ START_TEST(cert_parse_uncompresses_a_compressed_ec_point)
 
 	pub_of(ec384, &want);
 	ck_assert(EVP_PKEY_set_utf8_string_param(
-		dup, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
-		OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_COMPRESSED));
+	    dup, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+	    OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_COMPRESSED));
 	x = make_cert(dup, "05", 0, 86400);
 	der = der_of(x, &len);
 	ck_assert_uint_eq(kyso_cert_parse(der, len, &ci), CKR_OK);
@@ -1522,7 +1509,9 @@ START_TEST(cert_parse_leaves_unknown_key_types_empty)
 	ck_assert_ptr_nonnull(ed);
 	x = make_cert(ed, "01", 1000, 2000);
 	der = der_of(x, &len);
+	host_error_push();
 	ck_assert_uint_eq(kyso_cert_parse(der, len, &ci), CKR_OK);
+	host_error_intact();
 	ck_assert_uint_eq(ci.pub.type, 0);
 	ck_assert_uint_gt(ci.subjectlen, 0);
 	kyso_cert_info_clear(&ci);
@@ -1703,18 +1692,16 @@ static void kat(enum kyso_cipher alg, const char *key_hex, const char *iv_hex,
 		ivp = iv;
 	}
 	if (ivp != NULL)
-		ck_assert_uint_eq(kyso_cipher_cbc(alg, key, kl, 1, ivp, pt, n,
-						  out),
-				  CKR_OK);
+		ck_assert_uint_eq(
+		    kyso_cipher_cbc(alg, key, kl, 1, ivp, pt, n, out), CKR_OK);
 	else
 		ck_assert_uint_eq(kyso_cipher_ecb(alg, key, kl, 1, pt, n, out),
 				  CKR_OK);
 	ck_assert_mem_eq(out, ct, n);
 	/* Decrypt in place. */
 	if (ivp != NULL)
-		ck_assert_uint_eq(kyso_cipher_cbc(alg, key, kl, 0, ivp, out, n,
-						  out),
-				  CKR_OK);
+		ck_assert_uint_eq(
+		    kyso_cipher_cbc(alg, key, kl, 0, ivp, out, n, out), CKR_OK);
 	else
 		ck_assert_uint_eq(kyso_cipher_ecb(alg, key, kl, 0, out, n, out),
 				  CKR_OK);
@@ -1748,7 +1735,8 @@ END_TEST
  * vectors; then two-key must equal three-key with K3 = K1. */
 START_TEST(des3_matches_the_fips_81_vectors)
 {
-	static const char *pt = "4e6f77206973207468652074696d6520666f7220616c6c20";
+	static const char *pt =
+	    "4e6f77206973207468652074696d6520666f7220616c6c20";
 	uint8_t k2[16], k3[24], in[16], a[16], b[16], c[16];
 	size_t i;
 
@@ -1782,19 +1770,15 @@ START_TEST(cipher_cbc_without_iv_uses_zeros)
 	uint8_t key[16] = {1, 2, 3}, zero[16] = {0}, in[32], a[32], b[32];
 
 	memset(in, 0x77, sizeof(in));
-	ck_assert_uint_eq(kyso_cipher_cbc(KYSO_AES, key, 16, 1, NULL, in, 32,
-					  a),
-			  CKR_OK);
-	ck_assert_uint_eq(kyso_cipher_cbc(KYSO_AES, key, 16, 1, zero, in, 32,
-					  b),
-			  CKR_OK);
+	ck_assert_uint_eq(
+	    kyso_cipher_cbc(KYSO_AES, key, 16, 1, NULL, in, 32, a), CKR_OK);
+	ck_assert_uint_eq(
+	    kyso_cipher_cbc(KYSO_AES, key, 16, 1, zero, in, 32, b), CKR_OK);
 	ck_assert_mem_eq(a, b, 32);
-	ck_assert_uint_eq(kyso_cipher_cbc(KYSO_DES3, key, 16, 1, NULL, in, 32,
-					  a),
-			  CKR_OK);
-	ck_assert_uint_eq(kyso_cipher_cbc(KYSO_DES3, key, 16, 1, zero, in, 32,
-					  b),
-			  CKR_OK);
+	ck_assert_uint_eq(
+	    kyso_cipher_cbc(KYSO_DES3, key, 16, 1, NULL, in, 32, a), CKR_OK);
+	ck_assert_uint_eq(
+	    kyso_cipher_cbc(KYSO_DES3, key, 16, 1, zero, in, 32, b), CKR_OK);
 	ck_assert_mem_eq(a, b, 32);
 }
 END_TEST
@@ -1807,9 +1791,9 @@ START_TEST(cipher_refuses_partial_blocks_and_bad_keys)
 	ck_assert_uint_eq(kyso_cipher_block(KYSO_AES), 16);
 	ck_assert_uint_eq(kyso_cipher_ecb(KYSO_AES, key, 16, 1, in, 15, out),
 			  CKR_DATA_LEN_RANGE);
-	ck_assert_uint_eq(kyso_cipher_cbc(KYSO_DES3, key, 24, 0, NULL, in, 12,
-					  out),
-			  CKR_DATA_LEN_RANGE);
+	ck_assert_uint_eq(
+	    kyso_cipher_cbc(KYSO_DES3, key, 24, 0, NULL, in, 12, out),
+	    CKR_DATA_LEN_RANGE);
 	ck_assert_uint_eq(kyso_cipher_ecb(KYSO_AES, key, 20, 1, in, 16, out),
 			  CKR_KEY_SIZE_RANGE);
 	ck_assert_uint_eq(kyso_cipher_ecb(KYSO_DES3, key, 8, 1, in, 16, out),
@@ -1870,14 +1854,16 @@ static Suite *crypto_suite(void)
 	tcase_add_test(t, pkcs1_padding_has_the_type_1_layout);
 	tcase_add_test(t, pkcs1_padding_verifies_with_kyso_and_openssl);
 	tcase_add_test(t, rsa_x509_verifies_the_raw_operation);
-	tcase_add_test(t, pss_padding_verifies_with_openssl_for_every_hash_and_salt);
+	tcase_add_test(
+	    t, pss_padding_verifies_with_openssl_for_every_hash_and_salt);
 	tcase_add_test(t, pss_padding_handles_moduli_that_are_not_whole_bytes);
 	tcase_add_test(t, pss_padding_with_a_different_mgf_hash_verifies);
 	tcase_add_test(t, pss_refuses_bad_parameters);
 	tcase_add_test(t, pss_salt_is_random);
 	tcase_add_test(t, pkcs1_type2_unpad_round_trips_openssl_encrypt);
 	tcase_add_test(t, oaep_unpad_round_trips_openssl_encrypt);
-	tcase_add_test(t, pkcs1_type2_unpad_rejects_each_corruption_the_same_way);
+	tcase_add_test(t,
+		       pkcs1_type2_unpad_rejects_each_corruption_the_same_way);
 	tcase_add_test(t, oaep_unpad_rejects_each_corruption_the_same_way);
 	tcase_add_test(t, unpad_tells_the_size_needed_when_out_is_small);
 	suite_add_tcase(s, t);
@@ -1906,7 +1892,8 @@ static Suite *crypto_suite(void)
 	tcase_add_test(t, cert_parse_gives_names_serial_dates_and_key);
 	tcase_add_test(t, cert_parse_uncompresses_a_compressed_ec_point);
 	tcase_add_test(t, cert_parse_leaves_unknown_key_types_empty);
-	tcase_add_test(t, cert_parse_rejects_every_truncation_and_trailing_data);
+	tcase_add_test(t,
+		       cert_parse_rejects_every_truncation_and_trailing_data);
 	tcase_add_test(t, inflate_restores_a_gzip_or_zlib_certificate);
 	tcase_add_test(t, inflate_bounds_a_bomb_by_max);
 	tcase_add_test(t, inflate_rejects_truncated_corrupt_and_trailing_data);

@@ -8,7 +8,7 @@
  * Historical bytes "KYSOBLNK" (proprietary format: first byte is not a
  * category indicator 00/10/80). TCK = XOR of T0 .. last historical. */
 static const uint8_t blank_atr[] = {
-	0x3B, 0x88, 0x80, 0x01, 'K', 'Y', 'S', 'O', 'B', 'L', 'N', 'K', 0x0C,
+    0x3B, 0x88, 0x80, 0x01, 'K', 'Y', 'S', 'O', 'B', 'L', 'N', 'K', 0x0C,
 };
 
 static size_t sw(uint8_t *resp, unsigned w)
@@ -45,8 +45,8 @@ static size_t blank_apdu(struct vcard *vc, const uint8_t *cmd, size_t len,
 }
 
 const struct vcard_profile vcard_profile_blank = {
-	.name = "blank",
-	.atr = blank_atr,
-	.atrlen = sizeof(blank_atr),
-	.apdu = blank_apdu,
+    .name = "blank",
+    .atr = blank_atr,
+    .atrlen = sizeof(blank_atr),
+    .apdu = blank_apdu,
 };

@@ -104,7 +104,7 @@ struct piv {
 
 	/* volatile security status */
 	int pin_ok;	/* PIN verified in this session: 9A, 9D, 82..95 */
-	int pin_always; /* PIN verified since 9C's last use */
+	int pin_always; /* VERIFY just before, only reads since: 9C */
 	int mgm_ok;	/* 9B authenticated */
 	enum auth_step auth;
 	uint8_t auth_alg;
@@ -1159,8 +1159,8 @@ out:
 
 /* Sign or decrypt with an asymmetric key: 7C { 82 00, 81 input } or, for EC
  * key agreement, 7C { 82 00, 85 point }. Security status per key: 9E none,
- * 9C the PIN verified since its last use ("PIN always"), others the PIN
- * verified in this session. */
+ * 9C a VERIFY right before, good for one use ("PIN always"), others the
+ * PIN verified in this session. */
 static uint16_t auth_key(struct vcard *vc, struct piv *s, uint8_t alg,
 			 uint8_t ref, const struct dyn_auth *a, struct wbuf *w)
 {
@@ -1313,9 +1313,14 @@ static uint16_t dispatch(struct vcard *vc, struct piv *s, const uint8_t *hdr,
 	uint8_t ins = hdr[1], p1 = hdr[2], p2 = hdr[3];
 
 	/* A pending management-key exchange survives only its own next
-	 * step. */
+	 * step. "PIN always" survives only reads between the VERIFY and the
+	 * 9C operation: OpenSC reads the Discovery object at the start of
+	 * every transaction, but any other key use, write or selection in
+	 * between ends it. */
 	if (ins != 0x87)
 		s->auth = AUTH_IDLE;
+	if (ins != 0x20 && ins != 0xCB && !(ins == 0x87 && p2 == 0x9C))
+		s->pin_always = 0;
 
 	switch (ins) {
 	case 0xA4:

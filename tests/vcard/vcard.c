@@ -32,8 +32,8 @@
 #define CTL_LINE   256
 
 static const struct vcard_profile *const profiles[] = {
-	&vcard_profile_blank,
-	&vcard_profile_piv,
+    &vcard_profile_blank,
+    &vcard_profile_piv,
 };
 
 /* --- key=value state ---------------------------------------------------- */
@@ -94,8 +94,8 @@ static int hexval(int c)
 	return -1;
 }
 
-int vcard_kv_get_hex(const struct vcard_kv *kv, const char *name,
-		     uint8_t **out, size_t *len)
+int vcard_kv_get_hex(const struct vcard_kv *kv, const char *name, uint8_t **out,
+		     size_t *len)
 {
 	const char *s = vcard_kv_get(kv, name);
 	size_t i, n;
@@ -233,8 +233,8 @@ static int kv_load(struct vcard_kv *kv, const char *path)
 			continue;
 		eq = strchr(line, '=');
 		if (!eq || eq == line) {
-			fprintf(stderr, "kyso-vcard: %s: bad line '%s'\n",
-				path, line);
+			fprintf(stderr, "kyso-vcard: %s: bad line '%s'\n", path,
+				line);
 			continue;
 		}
 		*eq = 0;
@@ -304,8 +304,7 @@ static int kv_save(const struct vcard_kv *kv, const char *path)
 
 enum fault_kind { FAULT_DROP, FAULT_TRUNCATE, FAULT_GARBAGE, FAULT_SW };
 
-static const char *const fault_names[] = {"drop", "truncate", "garbage",
-					  "sw"};
+static const char *const fault_names[] = {"drop", "truncate", "garbage", "sw"};
 
 struct fault {
 	enum fault_kind kind;
@@ -321,8 +320,8 @@ struct core {
 	unsigned short port;
 	unsigned apdu_delay_ms, connect_timeout_s;
 
-	int sock; /* -1 while out of the reader */
-	int want; /* be in the reader: keep (re)connecting */
+	int sock;		  /* -1 while out of the reader */
+	int want;		  /* be in the reader: keep (re)connecting */
 	struct timespec deadline; /* give up connecting */
 
 	int ctl;
@@ -361,7 +360,7 @@ void vcard_privop(struct vcard *vc)
 	vc->privops++;
 }
 
-static void logf_(struct core *c, const char *fmt, ...)
+static void log_line(struct core *c, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -439,7 +438,7 @@ static void disconnect(struct core *c, const char *why, int reconnect)
 	if (c->sock >= 0) {
 		close(c->sock);
 		c->sock = -1;
-		logf_(c, "* out: %s\n", why);
+		log_line(c, "* out: %s\n", why);
 		card_reset(c);
 	}
 	c->rlen = 0;
@@ -452,9 +451,9 @@ static void disconnect(struct core *c, const char *why, int reconnect)
 static int try_connect(struct core *c)
 {
 	struct sockaddr_in sa = {
-		.sin_family = AF_INET,
-		.sin_port = htons(c->port),
-		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+	    .sin_family = AF_INET,
+	    .sin_port = htons(c->port),
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
 	};
 	int fd, one = 1;
 
@@ -482,7 +481,7 @@ static int try_connect(struct core *c)
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	c->sock = fd;
 	c->rlen = 0;
-	logf_(c, "* in\n");
+	log_line(c, "* in\n");
 	card_reset(c);
 	return 0;
 }
@@ -566,14 +565,16 @@ static void handle_apdu(struct core *c, const uint8_t *cmd, size_t len)
 
 	n = c->vc.profile->apdu(&c->vc, cmd, len, resp, RESP_CAP);
 	if (n < 2 || n > RESP_CAP || n > FRAME_MAX) {
-		fprintf(stderr, "kyso-vcard: profile %s answered %zu bytes\n",
+		fprintf(stderr,
+			"kyso-vcard: profile %s answered %zu bytes (vpcd "
+			"frames at most 65535)\n",
 			c->vc.profile->name, n);
 		resp[0] = 0x6F;
 		resp[1] = 0x00;
 		n = 2;
 	}
 	if (f) {
-		logf_(c, "* fault %s\n", fault_names[f->kind]);
+		log_line(c, "* fault %s\n", fault_names[f->kind]);
 		switch (f->kind) {
 		case FAULT_TRUNCATE:
 			n = 1;
@@ -640,15 +641,15 @@ static void handle_frame(struct core *c, const uint8_t *p, size_t len)
 		return;
 	switch (p[0]) {
 	case 0x00:
-		logf_(c, "* power off\n");
+		log_line(c, "* power off\n");
 		card_reset(c);
 		break;
 	case 0x01:
-		logf_(c, "* power on\n");
+		log_line(c, "* power on\n");
 		card_reset(c);
 		break;
 	case 0x02:
-		logf_(c, "* reset\n");
+		log_line(c, "* reset\n");
 		card_reset(c);
 		break;
 	case 0x04:
@@ -658,7 +659,7 @@ static void handle_frame(struct core *c, const uint8_t *p, size_t len)
 			disconnect(c, strerror(errno), 1);
 		break;
 	default:
-		logf_(c, "* unknown control %02X\n", p[0]);
+		log_line(c, "* unknown control %02X\n", p[0]);
 		break;
 	}
 }
@@ -673,7 +674,8 @@ static void handle_sock(struct core *c)
 	 * every read or vpcd's two-part frames stall on delayed ACKs. */
 	setsockopt(c->sock, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 	n = recv(c->sock, c->rbuf + c->rlen, 2 + FRAME_MAX - c->rlen, 0);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+	if (n < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	if (n <= 0) {
 		/* vpcd closed us (ejected, or pcscd is going away): come
@@ -772,7 +774,7 @@ static void handle_ctl_line(struct core *c, char *line)
 		line++;
 	if (!*line || *line == '#')
 		return;
-	logf_(c, "* ctl %s\n", line);
+	log_line(c, "* ctl %s\n", line);
 	sp = strchr(line, ' ');
 	arg = sp ? sp + 1 : NULL;
 	if (sp)
@@ -802,8 +804,8 @@ static void handle_ctl_line(struct core *c, char *line)
 		bad = 1;
 	}
 	if (bad)
-		fprintf(stderr, "kyso-vcard: ctl: bad command '%s%s%s'\n",
-			line, arg ? " " : "", arg ? arg : "");
+		fprintf(stderr, "kyso-vcard: ctl: bad command '%s%s%s'\n", line,
+			arg ? " " : "", arg ? arg : "");
 }
 
 static void handle_ctl(struct core *c)
@@ -868,7 +870,7 @@ static void check_atr(const struct vcard_profile *p)
 	while (i < p->atrlen) {
 		uint8_t td;
 
-		i += (size_t)!!(y & 1) + !!(y & 2) + !!(y & 4);
+		i += (size_t) !!(y & 1) + !!(y & 2) + !!(y & 4);
 		if (!(y & 8))
 			break;
 		i++;
@@ -913,17 +915,17 @@ static void usage(void)
 static int parse_args(struct core *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"port", required_argument, NULL, 'p'},
-		{"profile", required_argument, NULL, 'P'},
-		{"state", required_argument, NULL, 's'},
-		{"log", required_argument, NULL, 'l'},
-		{"stats", required_argument, NULL, 'S'},
-		{"ctl", required_argument, NULL, 'c'},
-		{"apdu-delay-ms", required_argument, NULL, 'a'},
-		{"privop-delay-ms", required_argument, NULL, 'd'},
-		{"connect-timeout", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"port", required_argument, NULL, 'p'},
+	    {"profile", required_argument, NULL, 'P'},
+	    {"state", required_argument, NULL, 's'},
+	    {"log", required_argument, NULL, 'l'},
+	    {"stats", required_argument, NULL, 'S'},
+	    {"ctl", required_argument, NULL, 'c'},
+	    {"apdu-delay-ms", required_argument, NULL, 'a'},
+	    {"privop-delay-ms", required_argument, NULL, 'd'},
+	    {"connect-timeout", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *profile = "blank";
 	unsigned port = 0;
@@ -1025,12 +1027,13 @@ static int run(struct core *c)
 		}
 		if (c->ctl >= 0) {
 			ictl = (int)n;
-			pfd[n++] = (struct pollfd){.fd = c->ctl, .events = POLLIN};
+			pfd[n++] =
+			    (struct pollfd){.fd = c->ctl, .events = POLLIN};
 		}
 		if (c->sock >= 0) {
 			isock = (int)n;
 			pfd[n++] =
-				(struct pollfd){.fd = c->sock, .events = POLLIN};
+			    (struct pollfd){.fd = c->sock, .events = POLLIN};
 		}
 		r = ppoll(pfd, n, c->sock < 0 && c->want ? &retry : NULL,
 			  &waitmask);
@@ -1045,11 +1048,12 @@ static int run(struct core *c)
 		 * APDU must apply to that APDU. */
 		if (ictl >= 0 && pfd[ictl].revents)
 			handle_ctl(c);
-		if (isock >= 0 && pfd[isock].revents && c->sock == pfd[isock].fd)
+		if (isock >= 0 && pfd[isock].revents &&
+		    c->sock == pfd[isock].fd)
 			handle_sock(c);
 	}
 	if (got_signal)
-		logf_(c, "* signal %d\n", (int)got_signal);
+		log_line(c, "* signal %d\n", (int)got_signal);
 	return ret;
 }
 
