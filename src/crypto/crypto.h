@@ -58,7 +58,8 @@ CK_RV kyso_ecdsa_raw_to_der(const uint8_t *raw, size_t len, uint8_t *out,
 
 /* --- public keys and certificates ------------------------------------- */
 struct kyso_pubkey {
-	CK_KEY_TYPE type; /* CKK_RSA or CKK_EC; 0 = none */
+	CK_KEY_TYPE type; /* CKK_RSA or CKK_EC (CKK_RSA is 0: use
+			     kyso_pubkey_present to ask whether one is set) */
 	CK_ULONG bits;	  /* modulus bits or curve bits */
 	uint8_t *n, *e;	  /* RSA, big-endian, no leading zeros */
 	size_t nlen, elen;
@@ -67,6 +68,12 @@ struct kyso_pubkey {
 	uint8_t *point; /* EC: uncompressed point 04||X||Y */
 	size_t pointlen;
 };
+/* Whether k holds a key (an RSA modulus or an EC point). */
+static inline int kyso_pubkey_present(const struct kyso_pubkey *k)
+{
+	return (k->type == CKK_RSA && k->nlen > 0) ||
+	       (k->type == CKK_EC && k->pointlen > 0);
+}
 void kyso_pubkey_clear(struct kyso_pubkey *k);
 CK_RV kyso_pubkey_copy(struct kyso_pubkey *dst, const struct kyso_pubkey *src);
 CK_RV kyso_pubkey_rsa(struct kyso_pubkey *k, const uint8_t *n, size_t nlen,

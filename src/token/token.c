@@ -224,7 +224,7 @@ static void add_key_common(struct attrs *a, CK_KEY_TYPE type,
 	} else if (pub && pub->type == CKK_EC) {
 		attrs_add(a, CKA_EC_PARAMS, pub->params, pub->paramslen);
 	}
-	if (pub && pub->type) {
+	if (pub && kyso_pubkey_present(pub)) {
 		uint8_t *spki = NULL;
 		size_t spkilen = 0;
 
@@ -262,7 +262,8 @@ static CK_RV build_private(struct kyso_object *o, const struct kyso_key *k,
 			   const struct kyso_cert_info *ci)
 {
 	struct attrs a = {0};
-	const struct kyso_pubkey *pub = k->pub.type ? &k->pub : NULL;
+	const struct kyso_pubkey *pub =
+		kyso_pubkey_present(&k->pub) ? &k->pub : NULL;
 
 	add_common(&a, CKO_PRIVATE_KEY, !k->no_pin, k->id, k->idlen,
 		   k->label);
@@ -308,7 +309,8 @@ static CK_RV sync_key(struct kyso_token *tok, size_t idx)
 	size_t i;
 	CK_RV rv;
 
-	if (!k->pub.type && have_cert && ci.pub.type == k->type) {
+	if (!kyso_pubkey_present(&k->pub) && have_cert &&
+	    kyso_pubkey_present(&ci.pub) && ci.pub.type == k->type) {
 		rv = kyso_pubkey_copy(&k->pub, &ci.pub);
 		if (rv != CKR_OK)
 			goto out;
@@ -334,7 +336,7 @@ static CK_RV sync_key(struct kyso_token *tok, size_t idx)
 	priv->priv = !k->no_pin;
 	priv->drv_ref = k->ref;
 	rv = build_private(priv, k, have_cert ? &ci : NULL);
-	if (rv != CKR_OK || !k->pub.type)
+	if (rv != CKR_OK || !kyso_pubkey_present(&k->pub))
 		goto out;
 	pubo = find_by_id(tok, CKO_PUBLIC_KEY, k->id, k->idlen);
 	if (!pubo) {
@@ -383,7 +385,7 @@ CK_RV kyso_token_add_key(struct kyso_token *tok, const struct kyso_key *key,
 		nk[i] = *key;
 		memset(&nk[i].pub, 0, sizeof(nk[i].pub));
 	}
-	if (key->pub.type) {
+	if (kyso_pubkey_present(&key->pub)) {
 		rv = kyso_pubkey_copy(&tok->keys[i].pub, &key->pub);
 		if (rv != CKR_OK)
 			return rv;
@@ -420,7 +422,7 @@ CK_RV kyso_token_add_cert(struct kyso_token *tok, const uint8_t *id,
 	attrs_add(&a, CKA_END_DATE, NULL, 0);
 	attrs_add(&a, CKA_URL, NULL, 0);
 	attrs_ulong(&a, CKA_JAVA_MIDP_SECURITY_DOMAIN, 0);
-	if (ci.pub.type) {
+	if (kyso_pubkey_present(&ci.pub)) {
 		uint8_t *spki = NULL;
 		size_t spkilen = 0;
 
@@ -455,7 +457,7 @@ CK_RV kyso_token_add_cert(struct kyso_token *tok, const uint8_t *id,
 	k = kyso_token_key_by_id(tok, id, idlen);
 	if (k) {
 		rv = sync_key(tok, (size_t)(k - tok->keys));
-	} else if (ci.pub.type) {
+	} else if (kyso_pubkey_present(&ci.pub)) {
 		/* A certificate without a known private key still has a
 		 * public key object, as consumers expect. */
 		pubo = find_by_id(tok, CKO_PUBLIC_KEY, id, idlen);

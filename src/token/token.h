@@ -41,7 +41,7 @@ struct kyso_key {
 	uint8_t id[KYSO_MAX_ID];
 	size_t idlen;
 	char label[64];
-	struct kyso_pubkey pub; /* type 0 when unknown */
+	struct kyso_pubkey pub; /* kyso_pubkey_present() when known */
 };
 
 /* What a key-pair generation asks of the driver. */
