@@ -17,7 +17,7 @@
 #define GET_RESPONSE_MAX_STALLS 8
 
 #define INS_GET_RESPONSE 0xC0
-#define CLA_CHAIN 0x10
+#define CLA_CHAIN	 0x10
 
 static int valid_fields(const struct kyso_apdu *a)
 {
@@ -81,11 +81,11 @@ CK_RV kyso_apdu_encode(const struct kyso_apdu *a, int extended, uint8_t *out,
 /* The state of one kyso_apdu_transmit. */
 struct xfer {
 	struct kyso_card *card;
-	uint8_t *cmd;	 /* encoded command, cmdcap bytes */
+	uint8_t *cmd; /* encoded command, cmdcap bytes */
 	size_t cmdcap;
-	uint8_t *rbuf;	 /* KYSO_MAX_RAPDU bytes */
+	uint8_t *rbuf; /* KYSO_MAX_RAPDU bytes */
 	size_t rlen;
-	size_t rused;	 /* high-water mark of rbuf, for the wipe */
+	size_t rused; /* high-water mark of rbuf, for the wipe */
 	int redact;
 };
 
@@ -232,7 +232,7 @@ CK_RV kyso_apdu_transmit(struct kyso_card *card, const struct kyso_apdu *a,
 	blk = *a;
 	blk.lc = a->lc - off;
 	blk.data = blk.lc ? a->data + off : NULL;
-	/* a short-only card gets Le 00 (up to 256) and sends the rest by 61xx */
+	/* a short-only card gets Le 00 (256) and sends the rest by 61xx */
 	if (!ext_ok && blk.le > 256)
 		blk.le = 256;
 	rv = finish(&x, &blk, resp, sw);

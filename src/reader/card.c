@@ -66,7 +66,7 @@ CK_RV kyso_card_transmit_redact(struct kyso_card *c, const uint8_t *cmd,
 		kyso_log_apdu(1, cmd, len,
 			      redact || kyso_apdu_is_secret(cmd, len));
 
-	/* some transports read it as the room they have, as SCardTransmit does */
+	/* the room resp has, for transports that ask (SCardTransmit) */
 	*resplen = KYSO_MAX_RAPDU;
 	rv = c->ops->transmit(c, cmd, len, resp, resplen);
 	if (rv != CKR_OK) {

@@ -94,10 +94,10 @@ static void script_release(struct kyso_card *c)
 }
 
 static const struct kyso_card_ops script_ops = {
-	.transmit = script_transmit,
-	.begin = script_begin,
-	.end = script_end,
-	.release = script_release,
+    .transmit = script_transmit,
+    .begin = script_begin,
+    .end = script_end,
+    .release = script_release,
 };
 
 static struct kyso_card *card_new(const uint8_t *atr, size_t atrlen, size_t n,

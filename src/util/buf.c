@@ -12,7 +12,7 @@
 #include <string.h>
 
 #define KYSO_BUF_DEFAULT_MAX ((size_t)1 << 20)
-#define KYSO_BUF_MIN_CAP 64
+#define KYSO_BUF_MIN_CAP     64
 
 int kyso_cur_u8(struct kyso_cur *c, uint8_t *v)
 {

@@ -19,7 +19,7 @@
 
 #include "util/buf.h"
 
-#define LOG_LINE_MAX 2048
+#define LOG_LINE_MAX	    2048
 #define APDU_BYTES_PER_LINE 32
 
 int kyso_log_level;
@@ -73,7 +73,8 @@ void kyso_log_init(void)
 out:
 	pthread_mutex_unlock(&log_lock);
 	if (level > 0 && path && *path && fd < 0)
-		kyso_log(KYSO_LOG_ERR, "cannot open KYSO_LOG, logging to stderr");
+		kyso_log(KYSO_LOG_ERR,
+			 "cannot open KYSO_LOG, logging to stderr");
 	errno = saved;
 }
 
@@ -114,10 +115,10 @@ static size_t stamp(char *out, size_t cap)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ kyso[%ld:%ld] ",
-		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L, (long)getpid(),
-		     (long)gettid());
+	n = snprintf(
+	    out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ kyso[%ld:%ld] ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec, ts.tv_nsec / 1000000L, (long)getpid(), (long)gettid());
 	if (n < 0)
 		return 0;
 	return (size_t)n < cap ? (size_t)n : cap - 1;
@@ -254,7 +255,7 @@ static void put_hex(char *s, size_t cap, size_t *pos, const uint8_t *p,
 }
 
 static void put_str(char *s, size_t cap, size_t *pos, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static void put_str(char *s, size_t cap, size_t *pos, const char *fmt, ...)
 {
@@ -278,7 +279,8 @@ static void emit_chunks_locked(const char *dir, const uint8_t *p, size_t n)
 	size_t off, k, pos;
 
 	for (off = 0; off < n; off += k) {
-		k = n - off < APDU_BYTES_PER_LINE ? n - off : APDU_BYTES_PER_LINE;
+		k = n - off < APDU_BYTES_PER_LINE ? n - off
+						  : APDU_BYTES_PER_LINE;
 		pos = 0;
 		put_str(line, sizeof(line), &pos, "apdu%s   %04zX: ", dir, off);
 		put_hex(line, sizeof(line), &pos, p + off, k);
@@ -305,8 +307,8 @@ static void log_cmd_locked(const uint8_t *p, size_t len, int redact)
 	put_hex(line, sizeof(line), &pos, p, 4);
 	parse_body(p + 4, len - 4, &cb);
 	if (!cb.ok) {
-		put_str(line, sizeof(line), &pos, " (malformed body, %zu bytes)",
-			len - 4);
+		put_str(line, sizeof(line), &pos,
+			" (malformed body, %zu bytes)", len - 4);
 		if (redact) {
 			put_str(line, sizeof(line), &pos,
 				" [%s data redacted, %zu bytes]", what,
@@ -333,8 +335,8 @@ static void log_cmd_locked(const uint8_t *p, size_t len, int redact)
 	if (cb.ndata == 0) {
 		emit_locked(line);
 	} else if (redact) {
-		put_str(line, sizeof(line), &pos, " [%s data redacted, %zu bytes]",
-			what, cb.ndata);
+		put_str(line, sizeof(line), &pos,
+			" [%s data redacted, %zu bytes]", what, cb.ndata);
 		emit_locked(line);
 	} else if (cb.ndata <= APDU_BYTES_PER_LINE) {
 		put_str(line, sizeof(line), &pos, " data=");
@@ -355,8 +357,8 @@ static void log_resp_locked(const uint8_t *p, size_t len, int redact)
 	put_str(line, sizeof(line), &pos, "apdu< ");
 	if (len < 2) {
 		put_hex(line, sizeof(line), &pos, p, len);
-		put_str(line, sizeof(line), &pos, " (no status word, %zu bytes)",
-			len);
+		put_str(line, sizeof(line), &pos,
+			" (no status word, %zu bytes)", len);
 		emit_locked(line);
 		return;
 	}

@@ -47,8 +47,7 @@ static void assert_bytes(const uint8_t *p, size_t n, const char *hex)
 	free(want);
 }
 
-static struct kyso_card *script(const struct kyso_script_step *steps,
-				size_t n)
+static struct kyso_card *script(const struct kyso_script_step *steps, size_t n)
 {
 	struct kyso_card *c = kyso_script_card(atr, sizeof(atr), steps, n);
 
@@ -78,7 +77,7 @@ static void assert_encodes(const struct kyso_apdu *a, int ext, const char *hex)
 
 START_TEST(encode_case1_is_the_header_alone)
 {
-	struct kyso_apdu a = {0x00, 0xa4, 0x04, 0x00, NULL, 0, 0, 0};
+	struct kyso_apdu a = {.ins = 0xa4, .p1 = 0x04};
 
 	assert_encodes(&a, 0, "00A40400");
 	/* forcing extended changes nothing when there is no body */
@@ -88,7 +87,7 @@ END_TEST
 
 START_TEST(encode_case2s_writes_le_and_256_as_00)
 {
-	struct kyso_apdu a = {0x00, 0xb0, 0x00, 0x00, NULL, 0, 0x10, 0};
+	struct kyso_apdu a = {.ins = 0xb0, .le = 0x10};
 
 	assert_encodes(&a, 0, "00B0000010");
 	a.le = 1;
@@ -100,7 +99,7 @@ END_TEST
 
 START_TEST(encode_case3s_writes_lc_and_data)
 {
-	struct kyso_apdu a = {0x00, 0xd6, 0x00, 0x00, data10, 5, 0, 0};
+	struct kyso_apdu a = {.ins = 0xd6, .data = data10, .lc = 5};
 
 	assert_encodes(&a, 0, "00D60000050001020304");
 }
@@ -108,15 +107,15 @@ END_TEST
 
 START_TEST(encode_case4s_writes_lc_data_and_le)
 {
-	struct kyso_apdu a = {0x00, 0x88, 0x00, 0x00, data10, 3, 256, 0};
+	struct kyso_apdu a = {.ins = 0x88, .data = data10, .lc = 3, .le = 256};
 
-	assert_encodes(&a, 0, "0088000003000102" "00");
+	assert_encodes(&a, 0, "0088000003 000102 00");
 }
 END_TEST
 
 START_TEST(encode_case2e_writes_three_byte_le_and_65536_as_0000)
 {
-	struct kyso_apdu a = {0x00, 0xb0, 0x00, 0x00, NULL, 0, 257, 0};
+	struct kyso_apdu a = {.ins = 0xb0, .le = 257};
 
 	assert_encodes(&a, 0, "00B00000000101");
 	a.le = KYSO_LE_MAX;
@@ -127,7 +126,8 @@ END_TEST
 START_TEST(encode_case3e_writes_three_byte_lc)
 {
 	uint8_t d[300];
-	struct kyso_apdu a = {0x00, 0xda, 0x3f, 0xff, d, sizeof(d), 0, 0};
+	struct kyso_apdu a = {
+	    .ins = 0xda, .p1 = 0x3f, .p2 = 0xff, .data = d, .lc = sizeof(d)};
 	char *want;
 
 	memset(d, 0x42, sizeof(d));
@@ -140,7 +140,8 @@ END_TEST
 START_TEST(encode_case4e_writes_two_byte_le_after_data)
 {
 	uint8_t d[300];
-	struct kyso_apdu a = {0x00, 0x2a, 0x9e, 0x9a, d, sizeof(d), 0, 0};
+	struct kyso_apdu a = {
+	    .ins = 0x2a, .p1 = 0x9e, .p2 = 0x9a, .data = d, .lc = sizeof(d)};
 	char *want;
 
 	memset(d, 0x17, sizeof(d));
@@ -157,12 +158,17 @@ END_TEST
 
 START_TEST(encode_uses_extended_for_short_sizes_when_asked)
 {
-	struct kyso_apdu a = {0x00, 0x2a, 0x80, 0x86, data10, 5, 10, 0};
+	struct kyso_apdu a = {.ins = 0x2a,
+			      .p1 = 0x80,
+			      .p2 = 0x86,
+			      .data = data10,
+			      .lc = 5,
+			      .le = 10};
 
-	assert_encodes(&a, 1, "002A8086000005" "0001020304" "000A");
+	assert_encodes(&a, 1, "002A8086 000005 0001020304 000A");
 	a.data = NULL;
 	a.lc = 0;
-	assert_encodes(&a, 1, "002A8086" "00000A");
+	assert_encodes(&a, 1, "002A8086 00000A");
 }
 END_TEST
 
@@ -170,7 +176,12 @@ START_TEST(encode_takes_the_largest_extended_command)
 {
 	uint8_t *d = calloc(1, 65535);
 	uint8_t *out = malloc(4 + 3 + 65535 + 2);
-	struct kyso_apdu a = {0x00, 0xda, 0x3f, 0xff, d, 65535, KYSO_LE_MAX, 0};
+	struct kyso_apdu a = {.ins = 0xda,
+			      .p1 = 0x3f,
+			      .p2 = 0xff,
+			      .data = d,
+			      .lc = 65535,
+			      .le = KYSO_LE_MAX};
 	size_t n;
 
 	ck_assert_uint_eq(kyso_apdu_encode(&a, 0, out, 4 + 3 + 65535 + 2, &n),
@@ -190,7 +201,7 @@ START_TEST(encode_rejects_inconsistent_fields)
 {
 	uint8_t out[32];
 	size_t n;
-	struct kyso_apdu a = {0x00, 0xda, 0x00, 0x00, data10, 65536, 0, 0};
+	struct kyso_apdu a = {.ins = 0xda, .data = data10, .lc = 65536};
 
 	/* Lc beyond 65535 */
 	ck_assert_uint_eq(kyso_apdu_encode(&a, 1, out, sizeof(out), &n),
@@ -225,8 +236,8 @@ START_TEST(encode_refuses_extended_lengths_for_short_only_apdus)
 {
 	uint8_t out[600], d[256] = {0};
 	size_t n;
-	struct kyso_apdu a = {0x00, 0xda, 0x00, 0x00, d, 256, 0,
-			      KYSO_APDU_SHORT};
+	struct kyso_apdu a = {
+	    .ins = 0xda, .data = d, .lc = 256, .flags = KYSO_APDU_SHORT};
 
 	ck_assert_uint_eq(kyso_apdu_encode(&a, 0, out, sizeof(out), &n),
 			  CKR_ARGUMENTS_BAD);
@@ -249,20 +260,22 @@ START_TEST(encode_reports_the_size_needed_for_every_short_buffer)
 		size_t lc, le;
 		int ext;
 	} cases[] = {
-		{0, 0, 0},     {0, 10, 0},  {5, 0, 0},	  {5, 256, 0},
-		{0, 257, 0},   {300, 0, 0}, {300, 10, 0}, {5, 10, 1},
-		{0, 65536, 0},
+	    {0, 0, 0},	 {0, 10, 0},   {5, 0, 0},  {5, 256, 0},	  {0, 257, 0},
+	    {300, 0, 0}, {300, 10, 0}, {5, 10, 1}, {0, 65536, 0},
 	};
 	size_t i, cap, need, n;
 
 	for (i = 0; i < N(cases); i++) {
-		struct kyso_apdu a = {0x00, 0x01, 0x02, 0x03,
-				      cases[i].lc ? d : NULL, cases[i].lc,
-				      cases[i].le, 0};
+		struct kyso_apdu a = {.ins = 0x01,
+				      .p1 = 0x02,
+				      .p2 = 0x03,
+				      .data = cases[i].lc ? d : NULL,
+				      .lc = cases[i].lc,
+				      .le = cases[i].le};
 
-		ck_assert_uint_eq(kyso_apdu_encode(&a, cases[i].ext, out,
-						   sizeof(out), &need),
-				  CKR_OK);
+		ck_assert_uint_eq(
+		    kyso_apdu_encode(&a, cases[i].ext, out, sizeof(out), &need),
+		    CKR_OK);
 		for (cap = 0; cap < need; cap++) {
 			n = 0;
 			ck_assert_uint_eq(kyso_apdu_encode(&a, cases[i].ext,
@@ -280,12 +293,13 @@ END_TEST
 START_TEST(transmit_returns_data_and_status_word)
 {
 	static const struct kyso_script_step steps[] = {
-		{"00A4040009 A00000030800001000 00", "61114F06000010000100 9000"},
+	    {"00A4040009 A00000030800001000 00", "61114F06000010000100 9000"},
 	};
 	static const uint8_t aid[] = {0xa0, 0x00, 0x00, 0x03, 0x08,
 				      0x00, 0x00, 0x10, 0x00};
 	struct kyso_card *c = script(steps, N(steps));
-	struct kyso_apdu a = {0x00, 0xa4, 0x04, 0x00, aid, sizeof(aid), 256, 0};
+	struct kyso_apdu a = {
+	    .ins = 0xa4, .p1 = 0x04, .data = aid, .lc = sizeof(aid), .le = 256};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw;
 
@@ -303,11 +317,16 @@ END_TEST
 START_TEST(transmit_returns_an_error_status_word_with_rv_ok)
 {
 	static const struct kyso_script_step steps[] = {
-		{"00CB3FFF055C035FC10500", "6A82"},
+	    {"00CB3FFF055C035FC10500", "6A82"},
 	};
 	static const uint8_t tag[] = {0x5c, 0x03, 0x5f, 0xc1, 0x05};
 	struct kyso_card *c = script(steps, N(steps));
-	struct kyso_apdu a = {0x00, 0xcb, 0x3f, 0xff, tag, sizeof(tag), 256, 0};
+	struct kyso_apdu a = {.ins = 0xcb,
+			      .p1 = 0x3f,
+			      .p2 = 0xff,
+			      .data = tag,
+			      .lc = sizeof(tag),
+			      .le = 256};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw;
 
@@ -323,10 +342,10 @@ END_TEST
 START_TEST(transmit_appends_to_what_resp_holds)
 {
 	static const struct kyso_script_step steps[] = {
-		{"00B0000000", "CCDD9000"},
+	    {"00B0000000", "CCDD9000"},
 	};
 	struct kyso_card *c = script(steps, N(steps));
-	struct kyso_apdu a = {0x00, 0xb0, 0x00, 0x00, NULL, 0, 256, 0};
+	struct kyso_apdu a = {.ins = 0xb0, .le = 256};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw;
 
@@ -341,7 +360,7 @@ END_TEST
 START_TEST(transmit_rejects_inconsistent_apdus_before_sending)
 {
 	struct kyso_card *c = script(NULL, 0);
-	struct kyso_apdu a = {0x00, 0xda, 0x00, 0x00, NULL, 4, 0, 0};
+	struct kyso_apdu a = {.ins = 0xda, .lc = 4};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw = 0x1234;
 
@@ -369,19 +388,17 @@ START_TEST(transmit_fails_on_a_response_without_status_word)
 {
 	static const struct kyso_script_step one[] = {{"*", "90"}};
 	static const struct kyso_script_step none[] = {{"*", ""}};
-	struct kyso_apdu a = {0x00, 0xb0, 0x00, 0x00, NULL, 0, 256, 0};
+	struct kyso_apdu a = {.ins = 0xb0, .le = 256};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	struct kyso_card *c;
 	uint16_t sw;
 
 	c = script(one, N(one));
-	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw),
-			  CKR_DEVICE_ERROR);
+	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_DEVICE_ERROR);
 	ck_assert_uint_eq(c->depth, 0);
 	kyso_card_free(c);
 	c = script(none, N(none));
-	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw),
-			  CKR_DEVICE_ERROR);
+	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_DEVICE_ERROR);
 	kyso_card_free(c);
 	ck_assert_uint_eq(b.len, 0);
 	kyso_buf_free(&b);
@@ -391,15 +408,14 @@ END_TEST
 START_TEST(transmit_passes_a_transport_failure_up)
 {
 	static const struct kyso_script_step steps[] = {
-		{"00B0000010", "9000"},
+	    {"00B0000010", "9000"},
 	};
 	struct kyso_card *c = script(steps, N(steps));
-	struct kyso_apdu a = {0x00, 0xb0, 0x00, 0x00, NULL, 0, 0x20, 0};
+	struct kyso_apdu a = {.ins = 0xb0, .le = 0x20};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw = 0x1234;
 
-	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw),
-			  CKR_DEVICE_ERROR);
+	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_DEVICE_ERROR);
 	ck_assert_uint_eq(sw, 0);
 	ck_assert_int_eq(kyso_script_mismatch(c), 1);
 	ck_assert_uint_eq(c->depth, 0);
@@ -412,12 +428,17 @@ END_TEST
 START_TEST(transmit_follows_61xx_with_get_response)
 {
 	static const struct kyso_script_step steps[] = {
-		{"002A9E9A04 01020304 00", "6104"},
-		{"00C0000004", "A1A2A3A4 6102"},
-		{"00C0000002", "B1B2 9000"},
+	    {"002A9E9A04 01020304 00", "6104"},
+	    {"00C0000004", "A1A2A3A4 6102"},
+	    {"00C0000002", "B1B2 9000"},
 	};
 	struct kyso_card *c = script(steps, N(steps));
-	struct kyso_apdu a = {0x00, 0x2a, 0x9e, 0x9a, data10 + 1, 4, 256, 0};
+	struct kyso_apdu a = {.ins = 0x2a,
+			      .p1 = 0x9e,
+			      .p2 = 0x9a,
+			      .data = data10 + 1,
+			      .lc = 4,
+			      .le = 256};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw;
 
@@ -435,11 +456,11 @@ START_TEST(transmit_asks_256_bytes_for_6100)
 	uint8_t d[256];
 	char *r1;
 	struct kyso_script_step steps[] = {
-		{"00CA010000", "6100"},
-		{"00C0000000", NULL},
+	    {"00CA010000", "6100"},
+	    {"00C0000000", NULL},
 	};
 	struct kyso_card *c;
-	struct kyso_apdu a = {0x00, 0xca, 0x01, 0x00, NULL, 0, 256, 0};
+	struct kyso_apdu a = {.ins = 0xca, .p1 = 0x01, .le = 256};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw;
 
@@ -459,11 +480,11 @@ END_TEST
 START_TEST(transmit_keeps_data_that_came_with_61xx)
 {
 	static const struct kyso_script_step steps[] = {
-		{"00B0000000", "0102 6101"},
-		{"00C0000001", "03 9000"},
+	    {"00B0000000", "0102 6101"},
+	    {"00C0000001", "03 9000"},
 	};
 	struct kyso_card *c = script(steps, N(steps));
-	struct kyso_apdu a = {0x00, 0xb0, 0x00, 0x00, NULL, 0, 256, 0};
+	struct kyso_apdu a = {.ins = 0xb0, .le = 256};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw;
 
@@ -478,16 +499,19 @@ END_TEST
 START_TEST(transmit_get_response_keeps_cla_without_chaining_bit)
 {
 	static const struct kyso_script_step steps[] = {
-		{"1CDA3FFF04 00010203", "9000"},
-		{"0CDA3FFF01 04", "6102"},
-		{"0CC0000002", "EEFF9000"},
-		{"80CA000000", "6101"},
-		{"80C0000001", "119000"},
+	    {"1CDA3FFF04 00010203", "9000"}, {"0CDA3FFF01 04", "6102"},
+	    {"0CC0000002", "EEFF9000"},	     {"80CA000000", "6101"},
+	    {"80C0000001", "119000"},
 	};
 	struct kyso_card *c = script(steps, N(steps));
-	struct kyso_apdu a = {0x0c, 0xda, 0x3f, 0xff, data10, 5, 0,
-			      KYSO_APDU_CHAIN};
-	struct kyso_apdu g = {0x80, 0xca, 0x00, 0x00, NULL, 0, 256, 0};
+	struct kyso_apdu a = {.cla = 0x0c,
+			      .ins = 0xda,
+			      .p1 = 0x3f,
+			      .p2 = 0xff,
+			      .data = data10,
+			      .lc = 5,
+			      .flags = KYSO_APDU_CHAIN};
+	struct kyso_apdu g = {.cla = 0x80, .ins = 0xca, .le = 256};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw;
 
@@ -506,7 +530,7 @@ START_TEST(transmit_gives_up_on_61xx_that_never_ends)
 {
 	enum { STEPS = 1100 };
 	struct kyso_script_step *steps = calloc(STEPS, sizeof(*steps));
-	struct kyso_apdu a = {0x00, 0xb0, 0x00, 0x00, NULL, 0, 256, 0};
+	struct kyso_apdu a = {.ins = 0xb0, .le = 256};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	struct kyso_card *c;
 	uint16_t sw = 0x1234;
@@ -519,8 +543,7 @@ START_TEST(transmit_gives_up_on_61xx_that_never_ends)
 	c = script(steps, STEPS);
 	free(steps);
 	ck_assert_int_eq(kyso_buf_append(&b, "\x01", 1), 0);
-	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw),
-			  CKR_DEVICE_ERROR);
+	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_DEVICE_ERROR);
 	ck_assert_uint_eq(sw, 0);
 	/* the command and 1024 GET RESPONSE, then it stops */
 	ck_assert_uint_eq(c->apdus, 1025);
@@ -537,7 +560,7 @@ START_TEST(transmit_gives_up_on_get_response_that_brings_nothing)
 {
 	enum { STEPS = 100 };
 	struct kyso_script_step *steps = calloc(STEPS, sizeof(*steps));
-	struct kyso_apdu a = {0x00, 0xb0, 0x00, 0x00, NULL, 0, 256, 0};
+	struct kyso_apdu a = {.ins = 0xb0, .le = 256};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	struct kyso_card *c;
 	uint16_t sw;
@@ -549,8 +572,7 @@ START_TEST(transmit_gives_up_on_get_response_that_brings_nothing)
 	}
 	c = script(steps, STEPS);
 	free(steps);
-	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw),
-			  CKR_DEVICE_ERROR);
+	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_DEVICE_ERROR);
 	ck_assert_uint_le(c->apdus, 10);
 	kyso_buf_free(&b);
 	kyso_card_free(c);
@@ -560,18 +582,17 @@ END_TEST
 START_TEST(transmit_stops_at_the_response_ceiling)
 {
 	static const struct kyso_script_step steps[] = {
-		{"00B0000000", "000102030405060708 6108"},
-		{"00C0000008", "0001020304050607 9000"},
+	    {"00B0000000", "000102030405060708 6108"},
+	    {"00C0000008", "0001020304050607 9000"},
 	};
 	struct kyso_card *c = script(steps, N(steps));
-	struct kyso_apdu a = {0x00, 0xb0, 0x00, 0x00, NULL, 0, 256, 0};
+	struct kyso_apdu a = {.ins = 0xb0, .le = 256};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw;
 
 	b.max = 16;
 	ck_assert_int_eq(kyso_buf_append(&b, "\x77", 1), 0);
-	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw),
-			  CKR_DEVICE_ERROR);
+	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_DEVICE_ERROR);
 	assert_bytes(b.p, b.len, "77");
 	kyso_buf_free(&b);
 	kyso_card_free(c);
@@ -581,11 +602,11 @@ END_TEST
 START_TEST(transmit_fills_resp_exactly_to_its_ceiling)
 {
 	static const struct kyso_script_step steps[] = {
-		{"00B0000000", "0001020304050607 6108"},
-		{"00C0000008", "0001020304050607 9000"},
+	    {"00B0000000", "0001020304050607 6108"},
+	    {"00C0000008", "0001020304050607 9000"},
 	};
 	struct kyso_card *c = script(steps, N(steps));
-	struct kyso_apdu a = {0x00, 0xb0, 0x00, 0x00, NULL, 0, 256, 0};
+	struct kyso_apdu a = {.ins = 0xb0, .le = 256};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw;
 
@@ -600,11 +621,11 @@ END_TEST
 START_TEST(transmit_resends_once_with_the_le_of_6cxx)
 {
 	static const struct kyso_script_step steps[] = {
-		{"00B0000000", "6C05"},
-		{"00B0000005", "0102030405 9000"},
+	    {"00B0000000", "6C05"},
+	    {"00B0000005", "0102030405 9000"},
 	};
 	struct kyso_card *c = script(steps, N(steps));
-	struct kyso_apdu a = {0x00, 0xb0, 0x00, 0x00, NULL, 0, 256, 0};
+	struct kyso_apdu a = {.ins = 0xb0, .le = 256};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw;
 
@@ -620,14 +641,15 @@ END_TEST
 START_TEST(transmit_resends_a_command_with_data_after_6cxx)
 {
 	static const struct kyso_script_step steps[] = {
-		{"00CB3FFF 02 5C00 00", "6C00"},
-		{"00CB3FFF 02 5C00 00", "AA9000"},
-		{"00CB3FFF 02 5C00", "6C02"},
-		{"00CB3FFF 02 5C00 02", "BBCC9000"},
+	    {"00CB3FFF 02 5C00 00", "6C00"},
+	    {"00CB3FFF 02 5C00 00", "AA9000"},
+	    {"00CB3FFF 02 5C00", "6C02"},
+	    {"00CB3FFF 02 5C00 02", "BBCC9000"},
 	};
 	struct kyso_card *c = script(steps, N(steps));
 	static const uint8_t d[] = {0x5c, 0x00};
-	struct kyso_apdu a = {0x00, 0xcb, 0x3f, 0xff, d, 2, 256, 0};
+	struct kyso_apdu a = {
+	    .ins = 0xcb, .p1 = 0x3f, .p2 = 0xff, .data = d, .lc = 2, .le = 256};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw;
 
@@ -647,11 +669,11 @@ END_TEST
 START_TEST(transmit_returns_a_second_6cxx_as_the_status_word)
 {
 	static const struct kyso_script_step steps[] = {
-		{"00B0000000", "6C05"},
-		{"00B0000005", "6C03"},
+	    {"00B0000000", "6C05"},
+	    {"00B0000005", "6C03"},
 	};
 	struct kyso_card *c = script(steps, N(steps));
-	struct kyso_apdu a = {0x00, 0xb0, 0x00, 0x00, NULL, 0, 256, 0};
+	struct kyso_apdu a = {.ins = 0xb0, .le = 256};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw;
 
@@ -667,12 +689,12 @@ END_TEST
 START_TEST(transmit_resends_get_response_after_6cxx)
 {
 	static const struct kyso_script_step steps[] = {
-		{"00B0000000", "6110"},
-		{"00C0000010", "6C04"},
-		{"00C0000004", "01020304 9000"},
+	    {"00B0000000", "6110"},
+	    {"00C0000010", "6C04"},
+	    {"00C0000004", "01020304 9000"},
 	};
 	struct kyso_card *c = script(steps, N(steps));
-	struct kyso_apdu a = {0x00, 0xb0, 0x00, 0x00, NULL, 0, 256, 0};
+	struct kyso_apdu a = {.ins = 0xb0, .le = 256};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw;
 
@@ -688,7 +710,7 @@ START_TEST(transmit_survives_61xx_and_6cxx_alternating_forever)
 {
 	enum { STEPS = 3000 };
 	struct kyso_script_step *steps = calloc(STEPS, sizeof(*steps));
-	struct kyso_apdu a = {0x00, 0xb0, 0x00, 0x00, NULL, 0, 256, 0};
+	struct kyso_apdu a = {.ins = 0xb0, .le = 256};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	struct kyso_card *c;
 	uint16_t sw;
@@ -700,8 +722,7 @@ START_TEST(transmit_survives_61xx_and_6cxx_alternating_forever)
 	}
 	c = script(steps, STEPS);
 	free(steps);
-	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw),
-			  CKR_DEVICE_ERROR);
+	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_DEVICE_ERROR);
 	ck_assert_uint_le(c->apdus, 2 * 1025);
 	ck_assert_uint_eq(b.len, 0);
 	kyso_buf_free(&b);
@@ -714,13 +735,17 @@ END_TEST
 START_TEST(transmit_chains_blocks_with_the_chaining_bit_on_all_but_last)
 {
 	static const struct kyso_script_step steps[] = {
-		{"10DB3FFF04 00010203", "9000"},
-		{"10DB3FFF04 04050607", "9000"},
-		{"00DB3FFF02 0809", "9000"},
+	    {"10DB3FFF04 00010203", "9000"},
+	    {"10DB3FFF04 04050607", "9000"},
+	    {"00DB3FFF02 0809", "9000"},
 	};
 	struct kyso_card *c = script(steps, N(steps));
-	struct kyso_apdu a = {0x00, 0xdb, 0x3f, 0xff, data10, 10, 0,
-			      KYSO_APDU_CHAIN};
+	struct kyso_apdu a = {.ins = 0xdb,
+			      .p1 = 0x3f,
+			      .p2 = 0xff,
+			      .data = data10,
+			      .lc = 10,
+			      .flags = KYSO_APDU_CHAIN};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw;
 
@@ -736,12 +761,17 @@ END_TEST
 START_TEST(transmit_puts_le_only_on_the_last_chained_block)
 {
 	static const struct kyso_script_step steps[] = {
-		{"102A9E9A05 0001020304", "9000"},
-		{"002A9E9A05 0506070809 00", "C0FFEE9000"},
+	    {"102A9E9A05 0001020304", "9000"},
+	    {"002A9E9A05 0506070809 00", "C0FFEE9000"},
 	};
 	struct kyso_card *c = script(steps, N(steps));
-	struct kyso_apdu a = {0x00, 0x2a, 0x9e, 0x9a, data10, 10, 256,
-			      KYSO_APDU_CHAIN};
+	struct kyso_apdu a = {.ins = 0x2a,
+			      .p1 = 0x9e,
+			      .p2 = 0x9a,
+			      .data = data10,
+			      .lc = 10,
+			      .le = 256,
+			      .flags = KYSO_APDU_CHAIN};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw;
 
@@ -757,11 +787,15 @@ END_TEST
 START_TEST(transmit_stops_a_chain_at_a_block_not_answered_9000)
 {
 	static const struct kyso_script_step steps[] = {
-		{"10DB3FFF04 00010203", "6A80"},
+	    {"10DB3FFF04 00010203", "6A80"},
 	};
 	struct kyso_card *c = script(steps, N(steps));
-	struct kyso_apdu a = {0x00, 0xdb, 0x3f, 0xff, data10, 10, 0,
-			      KYSO_APDU_CHAIN};
+	struct kyso_apdu a = {.ins = 0xdb,
+			      .p1 = 0x3f,
+			      .p2 = 0xff,
+			      .data = data10,
+			      .lc = 10,
+			      .flags = KYSO_APDU_CHAIN};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw;
 
@@ -779,11 +813,15 @@ END_TEST
 START_TEST(transmit_does_not_treat_61xx_on_a_chained_block_as_done)
 {
 	static const struct kyso_script_step steps[] = {
-		{"10DB3FFF04 00010203", "6100"},
+	    {"10DB3FFF04 00010203", "6100"},
 	};
 	struct kyso_card *c = script(steps, N(steps));
-	struct kyso_apdu a = {0x00, 0xdb, 0x3f, 0xff, data10, 10, 0,
-			      KYSO_APDU_CHAIN};
+	struct kyso_apdu a = {.ins = 0xdb,
+			      .p1 = 0x3f,
+			      .p2 = 0xff,
+			      .data = data10,
+			      .lc = 10,
+			      .flags = KYSO_APDU_CHAIN};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw;
 
@@ -800,7 +838,8 @@ START_TEST(transmit_refuses_long_data_without_chain_or_extended)
 {
 	uint8_t d[256] = {0};
 	struct kyso_card *c = script(NULL, 0);
-	struct kyso_apdu a = {0x00, 0xdb, 0x3f, 0xff, d, sizeof(d), 0, 0};
+	struct kyso_apdu a = {
+	    .ins = 0xdb, .p1 = 0x3f, .p2 = 0xff, .data = d, .lc = sizeof(d)};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw;
 
@@ -819,8 +858,12 @@ START_TEST(transmit_chains_at_255_bytes_by_default)
 {
 	uint8_t d[300];
 	struct kyso_script_step steps[2];
-	struct kyso_apdu a = {0x00, 0xdb, 0x3f, 0xff, d, sizeof(d), 0,
-			      KYSO_APDU_CHAIN};
+	struct kyso_apdu a = {.ins = 0xdb,
+			      .p1 = 0x3f,
+			      .p2 = 0xff,
+			      .data = d,
+			      .lc = sizeof(d),
+			      .flags = KYSO_APDU_CHAIN};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	struct kyso_card *c;
 	char *s0, *s1;
@@ -846,8 +889,13 @@ START_TEST(transmit_sends_long_data_as_one_extended_apdu_when_the_card_can)
 {
 	uint8_t d[300];
 	struct kyso_script_step steps[1];
-	struct kyso_apdu a = {0x00, 0x2a, 0x9e, 0x9a, d, sizeof(d),
-			      KYSO_LE_MAX, KYSO_APDU_CHAIN};
+	struct kyso_apdu a = {.ins = 0x2a,
+			      .p1 = 0x9e,
+			      .p2 = 0x9a,
+			      .data = d,
+			      .lc = sizeof(d),
+			      .le = KYSO_LE_MAX,
+			      .flags = KYSO_APDU_CHAIN};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	struct kyso_card *c;
 	char *s0;
@@ -871,8 +919,12 @@ START_TEST(transmit_chains_on_an_extended_card_above_its_max_send)
 {
 	uint8_t d[250];
 	struct kyso_script_step steps[3];
-	struct kyso_apdu a = {0x00, 0xdb, 0x3f, 0xff, d, sizeof(d), 0,
-			      KYSO_APDU_CHAIN};
+	struct kyso_apdu a = {.ins = 0xdb,
+			      .p1 = 0x3f,
+			      .p2 = 0xff,
+			      .data = d,
+			      .lc = sizeof(d),
+			      .flags = KYSO_APDU_CHAIN};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	struct kyso_card *c;
 	char *s[3];
@@ -899,13 +951,13 @@ END_TEST
 START_TEST(transmit_asks_extended_le_only_of_extended_cards)
 {
 	static const struct kyso_script_step ext[] = {
-		{"00B00000 000000", "AB9000"},
+	    {"00B00000 000000", "AB9000"},
 	};
 	static const struct kyso_script_step shrt[] = {
-		{"00B00000 00", "AB9000"},
-		{"00B00000 00", "AB9000"},
+	    {"00B00000 00", "AB9000"},
+	    {"00B00000 00", "AB9000"},
 	};
-	struct kyso_apdu a = {0x00, 0xb0, 0x00, 0x00, NULL, 0, KYSO_LE_MAX, 0};
+	struct kyso_apdu a = {.ins = 0xb0, .le = KYSO_LE_MAX};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	struct kyso_card *c;
 	uint16_t sw;
@@ -932,8 +984,12 @@ START_TEST(transmit_chains_short_on_an_extended_card_told_to_stay_short)
 {
 	uint8_t d[300];
 	struct kyso_script_step steps[2];
-	struct kyso_apdu a = {0x00, 0xdb, 0x3f, 0xff, d, sizeof(d), 0,
-			      KYSO_APDU_CHAIN | KYSO_APDU_SHORT};
+	struct kyso_apdu a = {.ins = 0xdb,
+			      .p1 = 0x3f,
+			      .p2 = 0xff,
+			      .data = d,
+			      .lc = sizeof(d),
+			      .flags = KYSO_APDU_CHAIN | KYSO_APDU_SHORT};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	struct kyso_card *c;
 	char *s0, *s1;
@@ -964,17 +1020,17 @@ struct counting {
 
 static struct counting counts;
 
-static CK_RV count_transmit(struct kyso_card *c, const uint8_t *cmd,
-			    size_t len, uint8_t *resp, size_t *resplen)
+static CK_RV count_transmit(struct kyso_card *c, const uint8_t *cmd, size_t len,
+			    uint8_t *resp, size_t *resplen)
 {
 	(void)c;
 	(void)cmd;
 	(void)len;
 	counts.transmits++;
 	if (counts.resplen) {
-		memset(resp, 0x90, counts.resplen <= KYSO_MAX_RAPDU
-					   ? counts.resplen
-					   : KYSO_MAX_RAPDU);
+		memset(resp, 0x90,
+		       counts.resplen <= KYSO_MAX_RAPDU ? counts.resplen
+							: KYSO_MAX_RAPDU);
 		*resplen = counts.resplen;
 		return CKR_OK;
 	}
@@ -1004,8 +1060,8 @@ static void count_release(struct kyso_card *c)
 	counts.releases++;
 }
 
-static const struct kyso_card_ops count_ops = {
-	count_transmit, count_begin, count_end, count_release};
+static const struct kyso_card_ops count_ops = {count_transmit, count_begin,
+					       count_end, count_release};
 
 static struct kyso_card *counting_card(void)
 {
@@ -1062,8 +1118,12 @@ END_TEST
 START_TEST(transmit_runs_its_apdus_in_one_transaction)
 {
 	struct kyso_card *c = counting_card();
-	struct kyso_apdu a = {0x00, 0xdb, 0x3f, 0xff, data10, 10, 0,
-			      KYSO_APDU_CHAIN};
+	struct kyso_apdu a = {.ins = 0xdb,
+			      .p1 = 0x3f,
+			      .p2 = 0xff,
+			      .data = data10,
+			      .lc = 10,
+			      .flags = KYSO_APDU_CHAIN};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw;
 
@@ -1080,7 +1140,7 @@ END_TEST
 START_TEST(transmit_does_not_send_when_the_transaction_fails)
 {
 	struct kyso_card *c = counting_card();
-	struct kyso_apdu a = {0x00, 0xb0, 0x00, 0x00, NULL, 0, 256, 0};
+	struct kyso_apdu a = {.ins = 0xb0, .le = 256};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	uint16_t sw;
 
@@ -1197,8 +1257,8 @@ END_TEST
 START_TEST(script_card_remembers_a_command_that_does_not_match)
 {
 	static const struct kyso_script_step steps[] = {
-		{"00A40400", "9000"},
-		{"00B00000", "9000"},
+	    {"00A40400", "9000"},
+	    {"00B00000", "9000"},
 	};
 	static const uint8_t good[] = {0x00, 0xa4, 0x04, 0x00};
 	static const uint8_t longer[] = {0x00, 0xb0, 0x00, 0x00, 0x00};
@@ -1291,7 +1351,7 @@ START_TEST(raw_script_card_feeds_garbage_to_transmit_safely)
 	uint8_t *huge = calloc(1, KYSO_MAX_RAPDU);
 	const uint8_t *resps[] = {r61, r6c, rd61, huge, r1};
 	size_t lens[] = {2, 2, 3, KYSO_MAX_RAPDU, 1};
-	struct kyso_apdu a = {0x00, 0xb0, 0x00, 0x00, NULL, 0, 256, 0};
+	struct kyso_apdu a = {.ins = 0xb0, .le = 256};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	struct kyso_card *c;
 	uint16_t sw;
@@ -1301,8 +1361,7 @@ START_TEST(raw_script_card_feeds_garbage_to_transmit_safely)
 	ck_assert_ptr_nonnull(c);
 	free(huge);
 	b.max = 100000;
-	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw),
-			  CKR_DEVICE_ERROR);
+	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_DEVICE_ERROR);
 	ck_assert_uint_eq(b.len, 0);
 	ck_assert_uint_eq(c->apdus, 5);
 	kyso_buf_free(&b);
@@ -1318,35 +1377,35 @@ START_TEST(sw_maps_to_the_pkcs11_values_callers_expect)
 		uint16_t sw;
 		CK_RV rv;
 	} map[] = {
-		{0x9000, CKR_OK},
-		{0x6300, CKR_PIN_INCORRECT},
-		{0x63c0, CKR_PIN_INCORRECT},
-		{0x63c2, CKR_PIN_INCORRECT},
-		{0x63cf, CKR_PIN_INCORRECT},
-		{0x6983, CKR_PIN_LOCKED},
-		{0x6982, CKR_USER_NOT_LOGGED_IN},
-		{0x6984, CKR_DEVICE_ERROR},
-		{0x6985, CKR_FUNCTION_FAILED},
-		{0x6986, CKR_FUNCTION_FAILED},
-		{0x6a80, CKR_FUNCTION_FAILED},
-		{0x6a89, CKR_FUNCTION_FAILED},
-		{0x6a82, CKR_OBJECT_HANDLE_INVALID},
-		{0x6a83, CKR_OBJECT_HANDLE_INVALID},
-		{0x6a88, CKR_OBJECT_HANDLE_INVALID},
-		{0x6a84, CKR_DEVICE_MEMORY},
-		{0x6a81, CKR_FUNCTION_NOT_SUPPORTED},
-		{0x6d00, CKR_FUNCTION_NOT_SUPPORTED},
-		{0x6e00, CKR_FUNCTION_NOT_SUPPORTED},
-		{0x6f00, CKR_DEVICE_ERROR},
-		{0x6700, CKR_DEVICE_ERROR},
-		{0x6a86, CKR_DEVICE_ERROR},
-		{0x6b00, CKR_DEVICE_ERROR},
-		{0x6581, CKR_DEVICE_ERROR},
-		{0x6400, CKR_DEVICE_ERROR},
-		{0x6310, CKR_DEVICE_ERROR},
-		{0x6110, CKR_DEVICE_ERROR},
-		{0x0000, CKR_DEVICE_ERROR},
-		{0xffff, CKR_DEVICE_ERROR},
+	    {0x9000, CKR_OK},
+	    {0x6300, CKR_PIN_INCORRECT},
+	    {0x63c0, CKR_PIN_INCORRECT},
+	    {0x63c2, CKR_PIN_INCORRECT},
+	    {0x63cf, CKR_PIN_INCORRECT},
+	    {0x6983, CKR_PIN_LOCKED},
+	    {0x6982, CKR_USER_NOT_LOGGED_IN},
+	    {0x6984, CKR_DEVICE_ERROR},
+	    {0x6985, CKR_FUNCTION_FAILED},
+	    {0x6986, CKR_FUNCTION_FAILED},
+	    {0x6a80, CKR_FUNCTION_FAILED},
+	    {0x6a89, CKR_FUNCTION_FAILED},
+	    {0x6a82, CKR_OBJECT_HANDLE_INVALID},
+	    {0x6a83, CKR_OBJECT_HANDLE_INVALID},
+	    {0x6a88, CKR_OBJECT_HANDLE_INVALID},
+	    {0x6a84, CKR_DEVICE_MEMORY},
+	    {0x6a81, CKR_FUNCTION_NOT_SUPPORTED},
+	    {0x6d00, CKR_FUNCTION_NOT_SUPPORTED},
+	    {0x6e00, CKR_FUNCTION_NOT_SUPPORTED},
+	    {0x6f00, CKR_DEVICE_ERROR},
+	    {0x6700, CKR_DEVICE_ERROR},
+	    {0x6a86, CKR_DEVICE_ERROR},
+	    {0x6b00, CKR_DEVICE_ERROR},
+	    {0x6581, CKR_DEVICE_ERROR},
+	    {0x6400, CKR_DEVICE_ERROR},
+	    {0x6310, CKR_DEVICE_ERROR},
+	    {0x6110, CKR_DEVICE_ERROR},
+	    {0x0000, CKR_DEVICE_ERROR},
+	    {0xffff, CKR_DEVICE_ERROR},
 	};
 	size_t i;
 
@@ -1367,14 +1426,17 @@ static Suite *apdu_suite(void)
 	tcase_add_test(tc, encode_case2s_writes_le_and_256_as_00);
 	tcase_add_test(tc, encode_case3s_writes_lc_and_data);
 	tcase_add_test(tc, encode_case4s_writes_lc_data_and_le);
-	tcase_add_test(tc, encode_case2e_writes_three_byte_le_and_65536_as_0000);
+	tcase_add_test(tc,
+		       encode_case2e_writes_three_byte_le_and_65536_as_0000);
 	tcase_add_test(tc, encode_case3e_writes_three_byte_lc);
 	tcase_add_test(tc, encode_case4e_writes_two_byte_le_after_data);
 	tcase_add_test(tc, encode_uses_extended_for_short_sizes_when_asked);
 	tcase_add_test(tc, encode_takes_the_largest_extended_command);
 	tcase_add_test(tc, encode_rejects_inconsistent_fields);
-	tcase_add_test(tc, encode_refuses_extended_lengths_for_short_only_apdus);
-	tcase_add_test(tc, encode_reports_the_size_needed_for_every_short_buffer);
+	tcase_add_test(tc,
+		       encode_refuses_extended_lengths_for_short_only_apdus);
+	tcase_add_test(tc,
+		       encode_reports_the_size_needed_for_every_short_buffer);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("transmit");
@@ -1387,9 +1449,11 @@ static Suite *apdu_suite(void)
 	tcase_add_test(tc, transmit_follows_61xx_with_get_response);
 	tcase_add_test(tc, transmit_asks_256_bytes_for_6100);
 	tcase_add_test(tc, transmit_keeps_data_that_came_with_61xx);
-	tcase_add_test(tc, transmit_get_response_keeps_cla_without_chaining_bit);
+	tcase_add_test(tc,
+		       transmit_get_response_keeps_cla_without_chaining_bit);
 	tcase_add_test(tc, transmit_gives_up_on_61xx_that_never_ends);
-	tcase_add_test(tc, transmit_gives_up_on_get_response_that_brings_nothing);
+	tcase_add_test(tc,
+		       transmit_gives_up_on_get_response_that_brings_nothing);
 	tcase_add_test(tc, transmit_stops_at_the_response_ceiling);
 	tcase_add_test(tc, transmit_fills_resp_exactly_to_its_ceiling);
 	tcase_add_test(tc, transmit_resends_once_with_the_le_of_6cxx);
@@ -1397,21 +1461,23 @@ static Suite *apdu_suite(void)
 	tcase_add_test(tc, transmit_returns_a_second_6cxx_as_the_status_word);
 	tcase_add_test(tc, transmit_resends_get_response_after_6cxx);
 	tcase_add_test(tc, transmit_survives_61xx_and_6cxx_alternating_forever);
-	tcase_add_test(tc,
-		       transmit_chains_blocks_with_the_chaining_bit_on_all_but_last);
+	tcase_add_test(
+	    tc, transmit_chains_blocks_with_the_chaining_bit_on_all_but_last);
 	tcase_add_test(tc, transmit_puts_le_only_on_the_last_chained_block);
 	tcase_add_test(tc, transmit_stops_a_chain_at_a_block_not_answered_9000);
 	tcase_add_test(tc,
 		       transmit_does_not_treat_61xx_on_a_chained_block_as_done);
-	tcase_add_test(tc, transmit_refuses_long_data_without_chain_or_extended);
+	tcase_add_test(tc,
+		       transmit_refuses_long_data_without_chain_or_extended);
 	tcase_add_test(tc, transmit_chains_at_255_bytes_by_default);
 	tcase_add_test(
-		tc,
-		transmit_sends_long_data_as_one_extended_apdu_when_the_card_can);
-	tcase_add_test(tc, transmit_chains_on_an_extended_card_above_its_max_send);
-	tcase_add_test(tc, transmit_asks_extended_le_only_of_extended_cards);
+	    tc,
+	    transmit_sends_long_data_as_one_extended_apdu_when_the_card_can);
 	tcase_add_test(tc,
-		       transmit_chains_short_on_an_extended_card_told_to_stay_short);
+		       transmit_chains_on_an_extended_card_above_its_max_send);
+	tcase_add_test(tc, transmit_asks_extended_le_only_of_extended_cards);
+	tcase_add_test(
+	    tc, transmit_chains_short_on_an_extended_card_told_to_stay_short);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 
@@ -1422,10 +1488,12 @@ static Suite *apdu_suite(void)
 	tcase_add_test(tc, transmit_runs_its_apdus_in_one_transaction);
 	tcase_add_test(tc, transmit_does_not_send_when_the_transaction_fails);
 	tcase_add_test(tc, card_transmit_counts_apdus);
-	tcase_add_test(tc, card_transmit_rejects_transport_answers_out_of_bounds);
+	tcase_add_test(tc,
+		       card_transmit_rejects_transport_answers_out_of_bounds);
 	tcase_add_test(tc, card_free_accepts_null);
 	tcase_add_test(tc, strv_free_frees_every_name);
-	tcase_add_test(tc, readers_backend_defaults_to_pcsc_and_can_be_replaced);
+	tcase_add_test(tc,
+		       readers_backend_defaults_to_pcsc_and_can_be_replaced);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("script");

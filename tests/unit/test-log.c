@@ -129,7 +129,7 @@ static void log_cmd_hex(const char *hex, int redact)
 START_TEST(log_hides_the_pin_of_a_verify_sent_to_a_card)
 {
 	static const struct kyso_script_step steps[] = {
-		{"0020008106313233343536", "9000"},
+	    {"0020008106313233343536", "9000"},
 	};
 	static const uint8_t cmd[] = {0x00, 0x20, 0x00, 0x81, 0x06, '1',
 				      '2',  '3',  '4',	'5',  '6'};
@@ -158,9 +158,8 @@ END_TEST
 
 START_TEST(log_hides_pin_data_whatever_the_class_byte)
 {
-	static const uint8_t clas[] = {0x00, 0x01, 0x0c, 0x10, 0x1c,
-				       0x40, 0x70, 0x80, 0x8c, 0x9c,
-				       0xe0, 0xff};
+	static const uint8_t clas[] = {0x00, 0x01, 0x0c, 0x10, 0x1c, 0x40,
+				       0x70, 0x80, 0x8c, 0x9c, 0xe0, 0xff};
 	static const uint8_t inss[] = {0x20, 0x21, 0x24, 0x26, 0x28, 0x2c};
 	uint8_t cmd[5 + 14];
 	char hdr[9], *all, *bodies;
@@ -261,14 +260,17 @@ END_TEST
 START_TEST(log_hides_each_block_of_a_chained_verify)
 {
 	static const struct kyso_script_step steps[] = {
-		{"1020008104 31323334", "9000"},
-		{"1020008104 35363738", "9000"},
-		{"0020008102 3930", "9000"},
+	    {"1020008104 31323334", "9000"},
+	    {"1020008104 35363738", "9000"},
+	    {"0020008102 3930", "9000"},
 	};
 	static const uint8_t pin[] = "1234567890";
 	struct kyso_card *c = kyso_script_card(NULL, 0, steps, N(steps));
-	struct kyso_apdu a = {0x00, 0x20, 0x00, 0x81, pin, 10, 0,
-			      KYSO_APDU_CHAIN};
+	struct kyso_apdu a = {.ins = 0x20,
+			      .p2 = 0x81,
+			      .data = pin,
+			      .lc = 10,
+			      .flags = KYSO_APDU_CHAIN};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	char *all, *bodies;
 	uint16_t sw;
@@ -295,14 +297,19 @@ END_TEST
 START_TEST(log_hides_data_of_apdus_flagged_secret)
 {
 	static const struct kyso_script_step steps[] = {
-		{"002A8086 08 CAFEBABEDEADBEEF 00", "6102"},
-		{"00C0000002", "0102 9000"},
+	    {"002A8086 08 CAFEBABEDEADBEEF 00", "6102"},
+	    {"00C0000002", "0102 9000"},
 	};
 	static const uint8_t key[] = {0xca, 0xfe, 0xba, 0xbe,
 				      0xde, 0xad, 0xbe, 0xef};
 	struct kyso_card *c = kyso_script_card(NULL, 0, steps, N(steps));
-	struct kyso_apdu a = {0x00, 0x2a, 0x80, 0x86, key, sizeof(key), 256,
-			      KYSO_APDU_SECRET};
+	struct kyso_apdu a = {.ins = 0x2a,
+			      .p1 = 0x80,
+			      .p2 = 0x86,
+			      .data = key,
+			      .lc = sizeof(key),
+			      .le = 256,
+			      .flags = KYSO_APDU_SECRET};
 	struct kyso_buf b = KYSO_BUF_INIT;
 	char *all;
 	uint16_t sw;
@@ -324,7 +331,7 @@ END_TEST
 START_TEST(log_never_prints_a_pin_the_script_did_not_expect)
 {
 	static const struct kyso_script_step steps[] = {
-		{"0020008106 313233343536", "9000"},
+	    {"0020008106 313233343536", "9000"},
 	};
 	static const uint8_t cmd[] = {0x00, 0x20, 0x00, 0x81, 0x06, '6',
 				      '5',  '4',  '3',	'2',  '1'};
@@ -518,11 +525,11 @@ START_TEST(log_lines_carry_time_and_thread_id)
 	kyso_log(KYSO_LOG_ERR, "hello %s", "world");
 	all = read_log();
 	ck_assert_int_eq(
-		regcomp(&re,
-			"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
-			"\\.[0-9]{3}Z kyso\\[[0-9]+:[0-9]+\\] hello world\n$",
-			REG_EXTENDED),
-		0);
+	    regcomp(&re,
+		    "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+		    "\\.[0-9]{3}Z kyso\\[[0-9]+:[0-9]+\\] hello world\n$",
+		    REG_EXTENDED),
+	    0);
 	ck_assert_msg(regexec(&re, all, 0, NULL, 0) == 0, "line: %s", all);
 	regfree(&re);
 	free(all);
@@ -682,18 +689,18 @@ START_TEST(log_lines_from_threads_never_interleave)
 	long i;
 
 	for (i = 0; i < THREADS; i++)
-		ck_assert_int_eq(pthread_create(&th[i], NULL, log_many,
-						(void *)(intptr_t)i),
-				 0);
+		ck_assert_int_eq(
+		    pthread_create(&th[i], NULL, log_many, (void *)(intptr_t)i),
+		    0);
 	for (i = 0; i < THREADS; i++)
 		pthread_join(th[i], NULL);
 	all = read_log();
 	ck_assert_int_eq(
-		regcomp(&re,
-			"^[0-9TZ:.-]+ kyso\\[[0-9]+:[0-9]+\\] "
-			"(thread [0-9] line [0-9]+ end|apdu> 00B00000 Le=00)$",
-			REG_EXTENDED),
-		0);
+	    regcomp(&re,
+		    "^[0-9TZ:.-]+ kyso\\[[0-9]+:[0-9]+\\] "
+		    "(thread [0-9] line [0-9]+ end|apdu> 00B00000 Le=00)$",
+		    REG_EXTENDED),
+	    0);
 	for (line = strtok_r(all, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
 		ck_assert_msg(regexec(&re, line, 0, NULL, 0) == 0, "line: %s",
