@@ -117,11 +117,15 @@ static CK_RV finish(struct xfer *x, const struct kyso_apdu *last,
 	struct kyso_apdu cur = *last;
 	size_t max = resp->max ? resp->max : BUF_DEFAULT_MAX;
 	unsigned rounds = 0, stalls = 0;
-	int resent = 0, is_get_response = 0;
+	int resent, is_get_response = 0;
+	const uint8_t hdr[2] = {last->cla, last->ins};
 	uint16_t s;
 	size_t n;
 	CK_RV rv;
 
+	/* A PIN is never sent twice: a card that said 6Cxx to a VERIFY may
+	 * have counted the attempt all the same. */
+	resent = kyso_apdu_is_secret(hdr, sizeof(hdr));
 	rv = send_one(x, &cur);
 	for (;;) {
 		if (rv != CKR_OK)

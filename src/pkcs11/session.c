@@ -276,7 +276,7 @@ CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType,
 		rv = CKR_PIN_LEN_RANGE;
 		goto out;
 	}
-	rv = kyso_token_begin(tok);
+	rv = kyso_token_begin_pin(tok);
 	if (rv == CKR_OK) {
 		rv = tok->drv->login(tok->card, userType, pPin, ulPinLen,
 				     &tries);
@@ -368,7 +368,7 @@ CK_RV C_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin,
 		rv = CKR_PIN_LEN_RANGE;
 		goto out;
 	}
-	rv = kyso_token_begin(tok);
+	rv = kyso_token_begin_pin(tok);
 	if (rv == CKR_OK) {
 		rv = tok->drv->change_pin(tok->card, who, pOldPin, ulOldLen,
 					  pNewPin, ulNewLen, &tries);
@@ -417,7 +417,7 @@ CK_RV C_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin,
 		rv = CKR_PIN_LEN_RANGE;
 		goto out;
 	}
-	rv = kyso_token_begin(tok);
+	rv = kyso_token_begin_pin(tok);
 	if (rv == CKR_OK) {
 		rv = tok->drv->unblock(tok->card, pPin, ulPinLen, &tries);
 		kyso_token_end(tok);

@@ -341,6 +341,11 @@ CK_RV kyso_sign_final(struct kyso_token *tok, struct kyso_op *op,
 		goto out;
 	outlen = want;
 	rv = tok->drv->sign(tok->card, k, block, blocklen, sig, &outlen);
+	if (kyso_token_lost_app(tok, rv)) {
+		outlen = want;
+		rv = tok->drv->sign(tok->card, k, block, blocklen, sig,
+				    &outlen);
+	}
 	kyso_token_end(tok);
 	if (k->always_auth)
 		tok->ctx_login = 0;
@@ -454,6 +459,10 @@ CK_RV kyso_decrypt_run(struct kyso_token *tok, struct kyso_op *op,
 	if (rv != CKR_OK)
 		return rv;
 	rv = tok->drv->decrypt(tok->card, k, in, inlen, em, &emlen);
+	if (kyso_token_lost_app(tok, rv)) {
+		emlen = kbytes;
+		rv = tok->drv->decrypt(tok->card, k, in, inlen, em, &emlen);
+	}
 	kyso_token_end(tok);
 	if (k->always_auth)
 		tok->ctx_login = 0;

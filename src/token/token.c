@@ -572,6 +572,31 @@ CK_RV kyso_token_begin(struct kyso_token *tok)
 	return CKR_OK;
 }
 
+CK_RV kyso_token_begin_pin(struct kyso_token *tok)
+{
+	CK_RV rv = kyso_token_begin(tok);
+
+	if (rv != CKR_OK || !tok->drv->select)
+		return rv;
+	rv = tok->drv->select(tok->card);
+	if (rv != CKR_OK)
+		kyso_card_end(tok->card);
+	return rv;
+}
+
+int kyso_token_lost_app(struct kyso_token *tok, CK_RV rv)
+{
+	if (rv != CKR_FUNCTION_NOT_SUPPORTED && rv != CKR_OBJECT_HANDLE_INVALID)
+		return 0;
+	if (!tok->drv->select || tok->drv->select(tok->card) != CKR_OK)
+		return 0;
+	kyso_dbg("token: application was deselected by someone; selected");
+	/* A new selection drops the card's security status. */
+	tok->login = KYSO_NOBODY;
+	tok->ctx_login = 0;
+	return 1;
+}
+
 void kyso_token_end(struct kyso_token *tok)
 {
 	kyso_card_end(tok->card);

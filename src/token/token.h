@@ -174,6 +174,14 @@ const struct kyso_attr *kyso_object_attr(const struct kyso_object *o,
 /* --- card access, PIN state ------------------------------------------- */
 /* Opens a transaction and re-selects when the card was reset. */
 CK_RV kyso_token_begin(struct kyso_token *tok);
+/* The same, but always selects: for operations that carry a PIN, so that a
+ * PIN never reaches an application another program left selected. */
+CK_RV kyso_token_begin_pin(struct kyso_token *tok);
+/* After a driver operation answered rv: when rv looks like another program
+ * left a different application selected (instruction or object unknown),
+ * selects ours and returns 1 so the caller repeats the operation once.
+ * Never used for operations that carry a PIN. */
+int kyso_token_lost_app(struct kyso_token *tok, CK_RV rv);
 void kyso_token_end(struct kyso_token *tok);
 /* Record the card's answer to a PIN operation in the token flags
  * (CKF_USER_PIN_COUNT_LOW / FINAL_TRY / LOCKED and the SO ones). */

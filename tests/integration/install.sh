@@ -21,8 +21,10 @@ line=$(grep '^module:' "$mod")
 echo "ok: $mod names $so"
 ls "$tmp"/share/man/man8/kyso-pkcs11.8 >/dev/null || { echo "FAIL: man page not installed"; exit 1; }
 echo "ok: man page installed"
-PCSCLITE_CSOCK_NAME="$tmp/no-pcscd.sock" pkcs11-tool --module "$so" -I | grep -q "kyso PKCS#11 module" \
-	|| { echo "FAIL: installed module does not load"; exit 1; }
+# No pcscd here: pkcs11-tool says "No slots." and exits 1; -I still shows
+# whether the module loaded.
+out=$(PCSCLITE_CSOCK_NAME="$tmp/no-pcscd.sock" pkcs11-tool --module "$so" -I 2>&1 || true)
+grep -q "kyso PKCS#11 module" <<<"$out" || { echo "$out"; echo "FAIL: installed module does not load"; exit 1; }
 echo "ok: installed module loads"
 make -s -C "$top_builddir" uninstall prefix="$tmp" \
 	pkcs11dir="$tmp/lib/pkcs11" p11moduledir="$tmp/share/p11-kit/modules" >/dev/null 2>&1

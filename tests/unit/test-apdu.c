@@ -686,6 +686,32 @@ START_TEST(transmit_returns_a_second_6cxx_as_the_status_word)
 }
 END_TEST
 
+START_TEST(transmit_never_resends_a_pin_command_after_6cxx)
+{
+	static const struct kyso_script_step steps[] = {
+	    {"0020008106 313233343536", "6C00"},
+	    {"002C000006 313233343536", "6C06"},
+	};
+	static const uint8_t pin[] = {'1', '2', '3', '4', '5', '6'};
+	struct kyso_card *c = script(steps, N(steps));
+	struct kyso_apdu a = {
+	    .ins = 0x20, .p2 = 0x81, .data = pin, .lc = sizeof(pin)};
+	struct kyso_buf b = KYSO_BUF_INIT;
+	uint16_t sw;
+
+	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
+	ck_assert_uint_eq(sw, 0x6c00);
+	a.ins = 0x2c;
+	a.p2 = 0x00;
+	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
+	ck_assert_uint_eq(sw, 0x6c06);
+	assert_script_done(c);
+	ck_assert_uint_eq(c->apdus, 2);
+	kyso_buf_free(&b);
+	kyso_card_free(c);
+}
+END_TEST
+
 START_TEST(transmit_resends_get_response_after_6cxx)
 {
 	static const struct kyso_script_step steps[] = {
@@ -1459,6 +1485,7 @@ static Suite *apdu_suite(void)
 	tcase_add_test(tc, transmit_resends_once_with_the_le_of_6cxx);
 	tcase_add_test(tc, transmit_resends_a_command_with_data_after_6cxx);
 	tcase_add_test(tc, transmit_returns_a_second_6cxx_as_the_status_word);
+	tcase_add_test(tc, transmit_never_resends_a_pin_command_after_6cxx);
 	tcase_add_test(tc, transmit_resends_get_response_after_6cxx);
 	tcase_add_test(tc, transmit_survives_61xx_and_6cxx_alternating_forever);
 	tcase_add_test(

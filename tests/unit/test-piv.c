@@ -433,6 +433,7 @@ START_TEST(match_claims_a_card_that_selects_the_piv_aid)
 	step(&r.s, SELECT_HEX,
 	     "61114F0600001000010079074F05A0000003089000");
 	rig_card(&r);
+	r.card->ext_apdu = 0; /* a fresh handle: the ATR decides */
 	ck_assert_int_eq(kyso_driver_piv.match(r.card), 1);
 	ck_assert_int_eq(r.card->ext_apdu, 1);
 	script_done(&r);
@@ -447,7 +448,9 @@ START_TEST(match_declines_a_card_without_the_piv_aid)
 	rig_start(&r, 1);
 	step(&r.s, SELECT_HEX, "6A82");
 	rig_card(&r);
+	r.card->ext_apdu = 0;
 	ck_assert_int_eq(kyso_driver_piv.match(r.card), 0);
+	/* not ours: the handle is left as it was */
 	ck_assert_int_eq(r.card->ext_apdu, 0);
 	ck_assert_ptr_null(r.card->drvdata);
 	script_done(&r);
