@@ -33,46 +33,52 @@
 
 /* --- card facts (SP 800-73-4 Part 1 tables 3 and 4, SP 800-78-4) ------- */
 
-#define INS_VERIFY 0x20
-#define INS_CHANGE_REF 0x24
+#define INS_VERIFY	0x20
+#define INS_CHANGE_REF	0x24
 #define INS_RESET_RETRY 0x2C
-#define INS_GEN_ASYM 0x47
-#define INS_GEN_AUTH 0x87
-#define INS_SELECT 0xA4
-#define INS_GET_DATA 0xCB
-#define INS_PUT_DATA 0xDB
+#define INS_GEN_ASYM	0x47
+#define INS_GEN_AUTH	0x87
+#define INS_SELECT	0xA4
+#define INS_GET_DATA	0xCB
+#define INS_PUT_DATA	0xDB
 
-#define REF_PIN 0x80
-#define REF_PUK 0x81
+#define REF_PIN	 0x80
+#define REF_PUK	 0x81
 #define REF_MGMT 0x9B
 
-#define TAG_CHUID 0x5FC102
-#define TAG_KEY_HISTORY 0x5FC10C
+#define TAG_CHUID	  0x5FC102
+#define TAG_KEY_HISTORY	  0x5FC10C
 #define TAG_RETIRED_FIRST 0x5FC10D
-#define NUM_RETIRED 20
+#define NUM_RETIRED	  20
 
-#define ALG_3DES 0x03
-#define ALG_AES128 0x08
-#define ALG_AES192 0x0A
-#define ALG_AES256 0x0C
+#define ALG_3DES    0x03
+#define ALG_AES128  0x08
+#define ALG_AES192  0x0A
+#define ALG_AES256  0x0C
 #define ALG_RSA1024 0x06
 #define ALG_RSA2048 0x07
 #define ALG_RSA3072 0x05
 #define ALG_RSA4096 0x16
-#define ALG_P256 0x11
-#define ALG_P384 0x14
+#define ALG_P256    0x11
+#define ALG_P384    0x14
 
-#define PIN_MAX 8
+#define PIN_MAX		  8
 #define CERT_MAX_INFLATED 16384 /* bound for a compressed certificate */
-#define CERT_MAX_WRITE 16384	/* larger than any PIV container */
-#define OBJ_MAX 65536		/* bound for one GET DATA answer */
+#define CERT_MAX_WRITE	  16384 /* larger than any PIV container */
+#define OBJ_MAX		  65536 /* bound for one GET DATA answer */
 
 /* The application identifier, truncated to the version-independent part so
  * that any PIV version answers (SP 800-73-4 Part 1, 2.2). */
 static const uint8_t piv_aid[] = {0xA0, 0x00, 0x00, 0x03, 0x08,
 				  0x00, 0x00, 0x10, 0x00};
 
-enum slot_kind { SLOT_AUTH, SLOT_SIGN, SLOT_KEYMGMT, SLOT_CARDAUTH, SLOT_RETIRED };
+enum slot_kind {
+	SLOT_AUTH,
+	SLOT_SIGN,
+	SLOT_KEYMGMT,
+	SLOT_CARDAUTH,
+	SLOT_RETIRED
+};
 
 /* One key slot with its certificate container. CKA_ID and labels are those
  * OpenSC's PIV emulation uses, so users see the same objects through both
@@ -86,10 +92,10 @@ struct piv_slot {
 };
 
 static const struct piv_slot main_slots[] = {
-	{0x5FC105, 0x9A, 0x01, SLOT_AUTH, "PIV AUTH key"},
-	{0x5FC10A, 0x9C, 0x02, SLOT_SIGN, "SIGN key"},
-	{0x5FC10B, 0x9D, 0x03, SLOT_KEYMGMT, "KEY MAN key"},
-	{0x5FC101, 0x9E, 0x04, SLOT_CARDAUTH, "CARD AUTH key"},
+    {0x5FC105, 0x9A, 0x01, SLOT_AUTH, "PIV AUTH key"},
+    {0x5FC10A, 0x9C, 0x02, SLOT_SIGN, "SIGN key"},
+    {0x5FC10B, 0x9D, 0x03, SLOT_KEYMGMT, "KEY MAN key"},
+    {0x5FC101, 0x9E, 0x04, SLOT_CARDAUTH, "CARD AUTH key"},
 };
 #define NUM_MAIN (sizeof(main_slots) / sizeof(main_slots[0]))
 
@@ -292,6 +298,8 @@ static CK_RV pin_sw(uint16_t sw, int *tries)
 	}
 	if (sw == 0x6300)
 		return CKR_PIN_INCORRECT;
+	if (sw == 0x6A80) /* the card refuses the PIN's format */
+		return CKR_PIN_INVALID;
 	return sw_error(sw);
 }
 
@@ -582,8 +590,8 @@ static CK_RV bind_slot(struct kyso_card *card, struct kyso_token *tok,
 		goto out;
 	if (sw != KYSO_SW_OK) {
 		if (sw != 0x6A82)
-			kyso_dbg("piv: container %06X: %04X", (unsigned)s->container,
-				 sw);
+			kyso_dbg("piv: container %06X: %04X",
+				 (unsigned)s->container, sw);
 		goto out;
 	}
 	rv = parse_container(resp.p, resp.len, &der, &derlen);
@@ -652,8 +660,9 @@ out:
 	return rv;
 }
 
-/* VERIFY without data: the PIN's state without spending a try. */
-static CK_RV pin_query(struct kyso_card *card, int *tries)
+/* VERIFY without data: the PIN's state without spending a try. Returns
+ * the exchange's failure; *status gets what the card said. */
+static CK_RV pin_query(struct kyso_card *card, int *tries, CK_RV *status)
 {
 	uint16_t sw = 0;
 	CK_RV rv;
@@ -663,17 +672,18 @@ static CK_RV pin_query(struct kyso_card *card, int *tries)
 		  NULL, &sw);
 	if (rv != CKR_OK)
 		return rv;
-	if (sw == KYSO_SW_OK)
-		return CKR_OK; /* verified already; the count is not told */
-	if ((sw & 0xFFF0) == 0x63C0) {
+	if (sw == KYSO_SW_OK) {
+		*status = CKR_OK; /* verified already; the count is not told */
+	} else if ((sw & 0xFFF0) == 0x63C0) {
 		*tries = sw & 0x0F;
-		return *tries ? CKR_OK : CKR_PIN_LOCKED;
-	}
-	if (sw == 0x6983) {
+		*status = *tries ? CKR_OK : CKR_PIN_LOCKED;
+	} else if (sw == 0x6983) {
 		*tries = 0;
-		return CKR_PIN_LOCKED;
+		*status = CKR_PIN_LOCKED;
+	} else {
+		*status = sw_error(sw);
 	}
-	return sw_error(sw);
+	return CKR_OK;
 }
 
 static void set_caps(struct kyso_token *tok, const struct piv_state *st)
@@ -683,9 +693,9 @@ static void set_caps(struct kyso_token *tok, const struct piv_state *st)
 		CK_ULONG bits;
 		int rsa;
 	} algs[] = {
-		{ALG_RSA1024, 1024, 1}, {ALG_RSA2048, 2048, 1},
-		{ALG_RSA3072, 3072, 1}, {ALG_RSA4096, 4096, 1},
-		{ALG_P256, 256, 0},	{ALG_P384, 384, 0},
+	    {ALG_RSA1024, 1024, 1}, {ALG_RSA2048, 2048, 1},
+	    {ALG_RSA3072, 3072, 1}, {ALG_RSA4096, 4096, 1},
+	    {ALG_P256, 256, 0},	    {ALG_P384, 384, 0},
 	};
 	CK_ULONG rmin = 0, rmax = 0, emin = 0, emax = 0;
 	size_t i;
@@ -704,7 +714,8 @@ static void set_caps(struct kyso_token *tok, const struct piv_state *st)
 		}
 	}
 	if (rmax == 0 && emax == 0) {
-		/* Not told (or told nothing usable): what every PIV card does. */
+		/* Not told (or told nothing usable): what every PIV card does.
+		 */
 		rmin = 1024;
 		rmax = 2048;
 		emin = 256;
@@ -726,7 +737,7 @@ static CK_RV piv_bind(struct kyso_card *card, struct kyso_token *tok)
 	unsigned oncard = 0, i;
 	uint16_t sw = 0;
 	int tries = -1;
-	CK_RV rv;
+	CK_RV rv, status = CKR_OK;
 
 	st = state(card);
 	if (st == NULL)
@@ -751,8 +762,7 @@ static CK_RV piv_bind(struct kyso_card *card, struct kyso_token *tok)
 	rv = get_data(card, TAG_CHUID, &resp, &sw);
 	if (rv != CKR_OK)
 		goto out;
-	if (sw == KYSO_SW_OK &&
-	    chuid_serial(resp.p, resp.len, tok->serial) < 0)
+	if (sw == KYSO_SW_OK && chuid_serial(resp.p, resp.len, tok->serial) < 0)
 		kyso_dbg("piv: CHUID gives no serial");
 
 	/* Retired containers are read only when the Key History says they
@@ -784,20 +794,18 @@ static CK_RV piv_bind(struct kyso_card *card, struct kyso_token *tok)
 			goto out;
 	}
 	snprintf(tok->label, sizeof(tok->label), "%s",
-		 cn_auth[0] ? cn_auth : cn_sign[0] ? cn_sign : "PIV Card");
+		 cn_auth[0]   ? cn_auth
+		 : cn_sign[0] ? cn_sign
+			      : "PIV Card");
 
-	rv = pin_query(card, &tries);
-	if (rv == CKR_OK || rv == CKR_PIN_LOCKED) {
-		kyso_token_note_tries(tok, CKU_USER, tries, rv);
-		rv = CKR_OK;
-	} else if (rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT ||
-		   rv == CKR_DEVICE_ERROR) {
+	rv = pin_query(card, &tries, &status);
+	if (rv != CKR_OK)
 		goto out;
-	} else {
-		/* A card without a PIV PIN status: leave the tries unknown. */
-		kyso_dbg("piv: PIN status unknown (%lx)", (unsigned long)rv);
-		rv = CKR_OK;
-	}
+	if (status == CKR_OK || status == CKR_PIN_LOCKED)
+		kyso_token_note_tries(tok, CKU_USER, tries, status);
+	else /* no PIV PIN status on this card: the tries stay unknown */
+		kyso_dbg("piv: PIN status unknown (%lx)",
+			 (unsigned long)status);
 out:
 	kyso_buf_free(&resp);
 	if (rv != CKR_OK)
@@ -816,8 +824,8 @@ static int pad_pin(const uint8_t *pin, size_t len, uint8_t out[PIN_MAX])
 	return 0;
 }
 
-static CK_RV verify_pin(struct kyso_card *card, const uint8_t *pin,
-			size_t len, int *tries)
+static CK_RV verify_pin(struct kyso_card *card, const uint8_t *pin, size_t len,
+			int *tries)
 {
 	uint8_t padded[PIN_MAX];
 	uint16_t sw = 0;
@@ -899,9 +907,9 @@ static CK_RV mgmt_authenticate(struct kyso_card *card, struct piv_state *st,
 		goto out;
 	if (sw != KYSO_SW_OK) {
 		/* 6A80 / 6A86: the key is of another algorithm. */
-		rv = sw == 0x6983		      ? CKR_PIN_LOCKED
+		rv = sw == 0x6983		    ? CKR_PIN_LOCKED
 		     : sw == 0x6A80 || sw == 0x6A86 ? CKR_PIN_INCORRECT
-						      : sw_error(sw);
+						    : sw_error(sw);
 		goto out;
 	}
 	if (dyn_auth_item(resp.p, resp.len, 0x80, &v, &vlen) < 0 ||
@@ -936,9 +944,10 @@ static CK_RV mgmt_authenticate(struct kyso_card *card, struct piv_state *st,
 		goto out;
 	if (sw != KYSO_SW_OK) {
 		/* The card did not accept our decryption: a wrong key. */
-		rv = sw == 0x6983			      ? CKR_PIN_LOCKED
-		     : sw == 0x6982 || sw == 0x6A80 || sw == 0x6300 ? CKR_PIN_INCORRECT
-								  : sw_error(sw);
+		rv = sw == 0x6983 ? CKR_PIN_LOCKED
+		     : sw == 0x6982 || sw == 0x6A80 || sw == 0x6300
+			 ? CKR_PIN_INCORRECT
+			 : sw_error(sw);
 		goto out;
 	}
 	if (dyn_auth_item(resp.p, resp.len, 0x82, &v, &vlen) < 0 ||
@@ -967,10 +976,10 @@ static CK_RV so_login(struct kyso_card *card, struct piv_state *st,
 		size_t keylen;
 		uint8_t alg;
 	} kinds[] = {
-		{"3des:", KYSO_DES3, 24, ALG_3DES},
-		{"aes128:", KYSO_AES, 16, ALG_AES128},
-		{"aes192:", KYSO_AES, 24, ALG_AES192},
-		{"aes256:", KYSO_AES, 32, ALG_AES256},
+	    {"3des:", KYSO_DES3, 24, ALG_3DES},
+	    {"aes128:", KYSO_AES, 16, ALG_AES128},
+	    {"aes192:", KYSO_AES, 24, ALG_AES192},
+	    {"aes256:", KYSO_AES, 32, ALG_AES256},
 	};
 	uint8_t key[32];
 	enum kyso_cipher cipher = KYSO_DES3;
@@ -1085,14 +1094,14 @@ static CK_RV piv_pin_status(struct kyso_card *card, CK_USER_TYPE who,
 			    int *tries_left)
 {
 	int tries = -1;
-	CK_RV rv;
+	CK_RV rv, status = CKR_OK;
 
 	/* The PUK can only be used, not queried, on a PIV card. */
 	if (who != CKU_USER && who != CKU_CONTEXT_SPECIFIC)
 		rv = who == CKU_SO ? CKR_FUNCTION_NOT_SUPPORTED
 				   : CKR_USER_TYPE_INVALID;
-	else
-		rv = pin_query(card, &tries);
+	else if ((rv = pin_query(card, &tries, &status)) == CKR_OK)
+		rv = status;
 	if (tries_left != NULL)
 		*tries_left = tries;
 	return rv;
@@ -1122,8 +1131,7 @@ static CK_RV pin_pair(struct kyso_card *card, uint8_t ins, uint8_t ref,
 
 static CK_RV piv_change_pin(struct kyso_card *card, CK_USER_TYPE who,
 			    const uint8_t *old, size_t oldlen,
-			    const uint8_t *newp, size_t newlen,
-			    int *tries_left)
+			    const uint8_t *newp, size_t newlen, int *tries_left)
 {
 	struct piv_state *st = card->drvdata;
 	uint8_t first[PIN_MAX];
@@ -1188,7 +1196,8 @@ static CK_RV key_op(struct kyso_card *card, const struct kyso_key *key,
 
 	if (inlen > 512)
 		return CKR_DATA_LEN_RANGE;
-	/* BER definite length of 81: short form below 128, then 81 xx, 82 xxxx */
+	/* BER definite length of 81: short form below 128, then 81 xx, 82 xxxx
+	 */
 	h81 = inlen < 0x80 ? 2 : inlen < 0x100 ? 3 : 4;
 	inner = 2 + h81 + inlen;
 	n = put_hdr(cmd, sizeof(cmd), 0x7C, inner);
@@ -1463,8 +1472,8 @@ static CK_RV put_container(struct kyso_card *card, struct piv_state *st,
 }
 
 static CK_RV piv_write_cert(struct kyso_card *card, struct kyso_token *tok,
-			    const uint8_t *id, size_t idlen,
-			    const uint8_t *der, size_t len, uint32_t *drv_ref)
+			    const uint8_t *id, size_t idlen, const uint8_t *der,
+			    size_t len, uint32_t *drv_ref)
 {
 	struct piv_state *st = card->drvdata;
 	struct kyso_key *key;
@@ -1519,19 +1528,19 @@ static CK_RV piv_delete_object(struct kyso_card *card, struct kyso_token *tok,
 }
 
 const struct kyso_driver kyso_driver_piv = {
-	.name = "piv",
-	.match = piv_match,
-	.bind = piv_bind,
-	.unbind = piv_unbind,
-	.select = piv_select,
-	.login = piv_login,
-	.logout = piv_logout,
-	.pin_status = piv_pin_status,
-	.change_pin = piv_change_pin,
-	.unblock = piv_unblock,
-	.sign = piv_sign,
-	.decrypt = piv_decrypt,
-	.generate = piv_generate,
-	.write_cert = piv_write_cert,
-	.delete_object = piv_delete_object,
+    .name = "piv",
+    .match = piv_match,
+    .bind = piv_bind,
+    .unbind = piv_unbind,
+    .select = piv_select,
+    .login = piv_login,
+    .logout = piv_logout,
+    .pin_status = piv_pin_status,
+    .change_pin = piv_change_pin,
+    .unblock = piv_unblock,
+    .sign = piv_sign,
+    .decrypt = piv_decrypt,
+    .generate = piv_generate,
+    .write_cert = piv_write_cert,
+    .delete_object = piv_delete_object,
 };

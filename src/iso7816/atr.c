@@ -6,9 +6,9 @@
 
 /* Category indicators of the historical bytes (ISO/IEC 7816-4, 8.1.1). */
 #define HIST_COMPACT_STATUS 0x00 /* compact-TLV, then 3 status bytes */
-#define HIST_COMPACT 0x80	 /* compact-TLV (status may be a TLV) */
+#define HIST_COMPACT	    0x80 /* compact-TLV (status may be a TLV) */
 
-#define CTLV_CAPABILITIES 0x7 /* card capabilities: 1 to 3 bytes */
+#define CTLV_CAPABILITIES   0x7 /* card capabilities: 1 to 3 bytes */
 #define CAP3_EXTENDED_LC_LE 0x40
 
 int kyso_atr_historical(const uint8_t *atr, size_t len, const uint8_t **hist,

@@ -328,18 +328,6 @@ out:
 	return rv;
 }
 
-CK_RV C_DecryptUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR a, CK_ULONG b,
-		      CK_BYTE_PTR c, CK_ULONG_PTR d)
-{
-	/* RSA decryption is single-part only. */
-	return CKR_FUNCTION_NOT_SUPPORTED;
-}
-
-CK_RV C_DecryptFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR a, CK_ULONG_PTR b)
-{
-	return CKR_FUNCTION_NOT_SUPPORTED;
-}
-
 CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
 {
 	struct kyso_session *s;
@@ -464,12 +452,6 @@ CK_RV C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest,
 	return rv;
 }
 
-CK_RV C_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey)
-{
-	/* Card keys are never extractable, so never digestible. */
-	return CKR_KEY_INDIGESTIBLE;
-}
-
 CK_RV C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pRandom,
 		       CK_ULONG ulRandomLen)
 {
@@ -489,8 +471,3 @@ CK_RV C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pRandom,
 	return rv;
 }
 
-CK_RV C_SeedRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed,
-		   CK_ULONG ulSeedLen)
-{
-	return CKR_RANDOM_SEED_NOT_SUPPORTED;
-}

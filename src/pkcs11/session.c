@@ -436,21 +436,3 @@ out:
 	kyso_unlock();
 	return rv;
 }
-
-CK_RV C_GetOperationState(CK_SESSION_HANDLE h, CK_BYTE_PTR p, CK_ULONG_PTR n)
-{
-	return CKR_FUNCTION_NOT_SUPPORTED;
-}
-
-CK_RV C_SetOperationState(CK_SESSION_HANDLE h, CK_BYTE_PTR p, CK_ULONG n,
-			  CK_OBJECT_HANDLE e, CK_OBJECT_HANDLE a)
-{
-	return CKR_FUNCTION_NOT_SUPPORTED;
-}
-
-CK_RV C_InitToken(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen,
-		  CK_UTF8CHAR_PTR pLabel)
-{
-	/* kyso never re-formats a token: CA-issued layouts must survive. */
-	return CKR_FUNCTION_NOT_SUPPORTED;
-}

@@ -15,12 +15,13 @@ static CK_RV unsupported(void)
 	return CKR_FUNCTION_NOT_SUPPORTED;
 }
 
-static CK_RV not_parallel(void)
+
+static CK_RV refuse(CK_RV rv)
 {
 	kyso_lock();
 	KYSO_CHECK_INIT();
 	kyso_unlock();
-	return CKR_FUNCTION_NOT_PARALLEL;
+	return rv;
 }
 
 #define UNSUPPORTED(name, args)                                                \
@@ -67,14 +68,41 @@ UNSUPPORTED(C_DeriveKey, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b,
 			  CK_OBJECT_HANDLE c, CK_ATTRIBUTE_PTR d, CK_ULONG e,
 			  CK_OBJECT_HANDLE_PTR f))
 
+UNSUPPORTED(C_GetOperationState, (CK_SESSION_HANDLE a, CK_BYTE_PTR b,
+				  CK_ULONG_PTR c))
+UNSUPPORTED(C_SetOperationState, (CK_SESSION_HANDLE a, CK_BYTE_PTR b,
+				  CK_ULONG c, CK_OBJECT_HANDLE d,
+				  CK_OBJECT_HANDLE e))
+/* kyso never re-formats a token: CA-issued layouts must survive. */
+UNSUPPORTED(C_InitToken, (CK_SLOT_ID a, CK_UTF8CHAR_PTR b, CK_ULONG c,
+			  CK_UTF8CHAR_PTR d))
+/* RSA decryption is single-part only. */
+UNSUPPORTED(C_DecryptUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c,
+			      CK_BYTE_PTR d, CK_ULONG_PTR e))
+UNSUPPORTED(C_DecryptFinal, (CK_SESSION_HANDLE a, CK_BYTE_PTR b,
+			     CK_ULONG_PTR c))
+
+
+/* Card keys are never extractable, so never digestible. */
+CK_RV C_DigestKey(CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b)
+{
+	return refuse(CKR_KEY_INDIGESTIBLE);
+}
+
+/* Randomness comes from the host's libcrypto, which seeds itself. */
+CK_RV C_SeedRandom(CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c)
+{
+	return refuse(CKR_RANDOM_SEED_NOT_SUPPORTED);
+}
+
 CK_RV C_GetFunctionStatus(CK_SESSION_HANDLE a)
 {
-	return not_parallel();
+	return refuse(CKR_FUNCTION_NOT_PARALLEL);
 }
 
 CK_RV C_CancelFunction(CK_SESSION_HANDLE a)
 {
-	return not_parallel();
+	return refuse(CKR_FUNCTION_NOT_PARALLEL);
 }
 
 /* PKCS#11 3.0 additions. */

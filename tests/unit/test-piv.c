@@ -24,15 +24,14 @@
 /* --- fixtures ------------------------------------------------------------ */
 
 /* YubiKey 5 NFC: card capabilities 73 C0 21 C0, extended Lc/Le. */
-static const uint8_t atr_ext[] = {0x3B, 0xFD, 0x13, 0x00, 0x00, 0x81, 0x31,
-				  0xFE, 0x15, 0x80, 0x73, 0xC0, 0x21, 0xC0,
-				  0x57, 0x59, 0x75, 0x62, 0x69, 0x4B, 0x65,
-				  0x79, 0x40};
+static const uint8_t atr_ext[] = {
+    0x3B, 0xFD, 0x13, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x15, 0x80, 0x73, 0xC0,
+    0x21, 0xC0, 0x57, 0x59, 0x75, 0x62, 0x69, 0x4B, 0x65, 0x79, 0x40};
 /* A card that chains but has no extended length (73 C0 21 80). */
-static const uint8_t atr_short[] = {0x3B, 0x85, 0x80, 0x01, 0x80, 0x73,
-				    0xC0, 0x21, 0x80, 0x1B};
+static const uint8_t atr_short[] = {0x3B, 0x85, 0x80, 0x01, 0x80,
+				    0x73, 0xC0, 0x21, 0x80, 0x1B};
 
-#define SELECT_HEX "00 A4 04 00 09 A0 00 00 03 08 00 00 10 00 00"
+#define SELECT_HEX    "00 A4 04 00 09 A0 00 00 03 08 00 00 10 00 00"
 #define VERIFY_STATUS "00 20 00 80"
 
 static EVP_PKEY *rsa_key, *ec_key;
@@ -192,9 +191,9 @@ static struct bytes gzip_bytes(const uint8_t *p, size_t n)
 	z_stream z;
 
 	memset(&z, 0, sizeof(z));
-	ck_assert_int_eq(deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 8,
-				      Z_DEFAULT_STRATEGY),
-			 Z_OK);
+	ck_assert_int_eq(
+	    deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY),
+	    Z_OK);
 	b.n = deflateBound(&z, n) + 32;
 	b.p = malloc(b.n);
 	z.next_in = (Bytef *)p;
@@ -215,8 +214,8 @@ static char *container(const uint8_t *der, size_t len, int compress)
 
 	if (compress)
 		c = gzip_bytes(der, len);
-	return tlv(0x53, cat(tlv(0x70, hx(c.p, c.n)), compress ? "710101" : "710100",
-			     "FE00", NULL));
+	return tlv(0x53, cat(tlv(0x70, hx(c.p, c.n)),
+			     compress ? "710101" : "710100", "FE00", NULL));
 }
 
 /* --- scripts ------------------------------------------------------------ */
@@ -254,7 +253,9 @@ static void step_long(struct script *s, const char *cmd, const char *data,
 		rest = len - off - piece;
 		char *chunk = sub(data + 2 * off, 2 * piece);
 		step(s, c,
-		     rest ? cat(chunk, fmt("61%02X", rest > 255 ? 0 : (unsigned)rest), NULL)
+		     rest ? cat(chunk,
+				fmt("61%02X", rest > 255 ? 0 : (unsigned)rest),
+				NULL)
 			  : cat(chunk, sw, NULL));
 		c = fmt("00C00000%02X", rest > 255 ? 0 : (unsigned)rest);
 		off += piece;
@@ -298,10 +299,9 @@ static void rig_start(struct rig *r, int ext)
 /* Puts the scripted card under a fresh token, in a transaction. */
 static void rig_card(struct rig *r)
 {
-	r->card = kyso_script_card(r->s.ext ? atr_ext : atr_short,
-				   r->s.ext ? sizeof(atr_ext)
-					    : sizeof(atr_short),
-				   r->s.v, r->s.n);
+	r->card = kyso_script_card(
+	    r->s.ext ? atr_ext : atr_short,
+	    r->s.ext ? sizeof(atr_ext) : sizeof(atr_short), r->s.v, r->s.n);
 	ck_assert_ptr_nonnull(r->card);
 	/* as match leaves it, for tests that start after the match */
 	r->card->ext_apdu = r->s.ext;
@@ -344,7 +344,8 @@ static const struct kyso_object *find_obj(const struct kyso_token *tok,
 	size_t i;
 
 	for (i = 0; i < tok->nobjs; i++) {
-		const struct kyso_attr *a = kyso_object_attr(tok->objs[i], CKA_ID);
+		const struct kyso_attr *a =
+		    kyso_object_attr(tok->objs[i], CKA_ID);
 
 		if (tok->objs[i]->cls == cls && a && a->len == 1 &&
 		    ((uint8_t *)a->val)[0] == id)
@@ -369,7 +370,7 @@ static const char *chuid(const char *fascn, const char *guid)
 }
 
 static const char *fascn_hex =
-	"D4E739DA739CED39CE739D836858210842108421C84210C3EB";
+    "D4E739DA739CED39CE739D836858210842108421C84210C3EB";
 static const char *guid_hex = "00112233445566778899AABBCCDDEEFF";
 
 /* The four main containers in binding order, answered "absent". */
@@ -395,8 +396,8 @@ START_TEST(atr_with_status_bytes_after_compact_tlv_is_read)
 	static const uint8_t a[] = {0x3B, 0x88, 0x80, 0x01, 0x00, 0x73,
 				    0xC0, 0x21, 0x40, 0x00, 0x90, 0x00};
 	/* the same bytes, but the capabilities sit in the status bytes */
-	static const uint8_t b[] = {0x3B, 0x87, 0x80, 0x01, 0x00,
-				    0x51, 0x00, 0x73, 0xC0, 0x21, 0x40};
+	static const uint8_t b[] = {0x3B, 0x87, 0x80, 0x01, 0x00, 0x51,
+				    0x00, 0x73, 0xC0, 0x21, 0x40};
 
 	ck_assert_int_eq(kyso_atr_ext_apdu(a, sizeof(a)), 1);
 	ck_assert_int_eq(kyso_atr_ext_apdu(b, sizeof(b)), 0);
@@ -409,8 +410,8 @@ START_TEST(truncated_or_odd_atrs_announce_nothing)
 	/* compact-TLV length runs past the historical bytes */
 	static const uint8_t overrun[] = {0x3B, 0x03, 0x80, 0x73, 0xC0};
 	/* proprietary historical bytes that look like capabilities */
-	static const uint8_t proprietary[] = {0x3B, 0x04, 0x41,
-					      0x73, 0xC0, 0x21, 0xC0};
+	static const uint8_t proprietary[] = {0x3B, 0x04, 0x41, 0x73,
+					      0xC0, 0x21, 0xC0};
 	size_t i;
 
 	for (i = 0; i < sizeof(atr_ext) - 1; i++)
@@ -423,15 +424,15 @@ START_TEST(truncated_or_odd_atrs_announce_nothing)
 }
 END_TEST
 
-/* --- match ----------------------------------------------------------------- */
+/* --- match -----------------------------------------------------------------
+ */
 
 START_TEST(match_claims_a_card_that_selects_the_piv_aid)
 {
 	struct rig r;
 
 	rig_start(&r, 1);
-	step(&r.s, SELECT_HEX,
-	     "61114F0600001000010079074F05A0000003089000");
+	step(&r.s, SELECT_HEX, "61114F0600001000010079074F05A0000003089000");
 	rig_card(&r);
 	r.card->ext_apdu = 0; /* a fresh handle: the ATR decides */
 	ck_assert_int_eq(kyso_driver_piv.match(r.card), 1);
@@ -486,7 +487,8 @@ START_TEST(bind_takes_algorithm_limits_from_the_property_template)
 }
 END_TEST
 
-/* --- bind ------------------------------------------------------------------ */
+/* --- bind ------------------------------------------------------------------
+ */
 
 /* Steps of a bind: CHUID, Key History, four containers, PIN status. */
 static void bind_steps(struct script *s, const char *chuid_data,
@@ -695,10 +697,10 @@ START_TEST(bind_ignores_a_key_history_that_claims_too_many_keys)
 {
 	static const char *none[4];
 	static const char *const bad[] = {
-		"C10115C20100FE00", /* 21 retired keys */
-		"C1010FC20106FE00", /* 15 + 6 */
-		"C1020001FE00",	    /* C1 of two bytes */
-		"C10105C2",	    /* truncated */
+	    "C10115C20100FE00", /* 21 retired keys */
+	    "C1010FC20106FE00", /* 15 + 6 */
+	    "C1020001FE00",	/* C1 of two bytes */
+	    "C10105C2",		/* truncated */
 	};
 	struct rig r;
 	size_t i;
@@ -744,7 +746,8 @@ START_TEST(bind_skips_malformed_containers)
 	/* not a certificate */
 	bad[i++] = "530A70053003020100710100";
 	/* CertInfo of two bytes */
-	bad[i++] = tlv(0x53, cat(tlv(0x70, hx(der, len)), "71020000FE00", NULL));
+	bad[i++] =
+	    tlv(0x53, cat(tlv(0x70, hx(der, len)), "71020000FE00", NULL));
 	/* indefinite length */
 	bad[i++] = "53807003300100710100FE000000";
 	/* a length of four gigabytes */
@@ -752,8 +755,8 @@ START_TEST(bind_skips_malformed_containers)
 	/* empty 70 */
 	bad[i++] = "53067000710100FE00";
 	/* a certificate cut short inside 70 */
-	bad[i++] = tlv(0x53, cat(tlv(0x70, hx(der, len - 10)), "710100FE00",
-				 NULL));
+	bad[i++] =
+	    tlv(0x53, cat(tlv(0x70, hx(der, len - 10)), "710100FE00", NULL));
 	ck_assert_uint_eq(i, sizeof(bad) / sizeof(bad[0]));
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -798,7 +801,8 @@ START_TEST(bind_cuts_a_long_common_name_at_a_character_boundary)
 	size_t len;
 
 	/* 31 ASCII characters, then a two-byte one that does not fit */
-	der = der_cert(rsa_key, "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDE\xc3\xa9", &len);
+	der =
+	    der_cert(rsa_key, "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDE\xc3\xa9", &len);
 	conts[0] = container(der, len, 0);
 	rig_start(&r, 0);
 	bind_steps(&r.s, NULL, NULL, conts);
@@ -821,6 +825,22 @@ START_TEST(bind_notes_a_locked_pin)
 	rig_card(&r);
 	ck_assert_int_eq(kyso_driver_piv.bind(r.card, r.tok), CKR_OK);
 	ck_assert_int_eq(r.tok->user_tries, 0);
+	script_done(&r);
+	rig_done(&r);
+}
+END_TEST
+
+START_TEST(bind_survives_a_card_without_a_pin_status)
+{
+	static const char *none[4];
+	struct rig r;
+
+	rig_start(&r, 0);
+	bind_steps(&r.s, NULL, NULL, none);
+	step(&r.s, VERIFY_STATUS, "6A86");
+	rig_card(&r);
+	ck_assert_int_eq(kyso_driver_piv.bind(r.card, r.tok), CKR_OK);
+	ck_assert_int_eq(r.tok->user_tries, -1);
 	script_done(&r);
 	rig_done(&r);
 }
@@ -882,7 +902,8 @@ START_TEST(bind_of_four_certificates_without_extended_length_fetches_pieces)
 }
 END_TEST
 
-/* --- PIN ------------------------------------------------------------------- */
+/* --- PIN -------------------------------------------------------------------
+ */
 
 static void pin_rig(struct rig *r, const char *cmd, const char *resp)
 {
@@ -964,6 +985,22 @@ START_TEST(a_pin_of_nine_characters_is_refused_without_talking_to_the_card)
 }
 END_TEST
 
+START_TEST(a_pin_the_card_refuses_by_format_is_invalid)
+{
+	struct rig r;
+	int tries = 99;
+
+	pin_rig(&r, "00 20 00 80 08 31 32 33 34 61 62 FF FF", "6A80");
+	ck_assert_int_eq(kyso_driver_piv.login(r.card, CKU_USER,
+					       (const uint8_t *)"1234ab", 6,
+					       &tries),
+			 CKR_PIN_INVALID);
+	ck_assert_int_eq(tries, -1);
+	script_done(&r);
+	rig_done(&r);
+}
+END_TEST
+
 START_TEST(context_specific_login_sends_the_same_verify)
 {
 	struct rig r;
@@ -1017,18 +1054,18 @@ START_TEST(change_pin_sends_old_and_new_padded)
 	     "63C1");
 	rig_card(&r);
 	ck_assert_int_eq(kyso_driver_piv.change_pin(
-				 r.card, CKU_USER, (const uint8_t *)"123456", 6,
-				 (const uint8_t *)"6543210", 7, &tries),
+			     r.card, CKU_USER, (const uint8_t *)"123456", 6,
+			     (const uint8_t *)"6543210", 7, &tries),
 			 CKR_OK);
 	ck_assert_int_eq(kyso_driver_piv.change_pin(
-				 r.card, CKU_SO, (const uint8_t *)"12345678", 8,
-				 (const uint8_t *)"87654321", 8, &tries),
+			     r.card, CKU_SO, (const uint8_t *)"12345678", 8,
+			     (const uint8_t *)"87654321", 8, &tries),
 			 CKR_PIN_INCORRECT);
 	ck_assert_int_eq(tries, 1);
 	/* too long: nothing sent */
 	ck_assert_int_eq(kyso_driver_piv.change_pin(
-				 r.card, CKU_USER, (const uint8_t *)"123456", 6,
-				 (const uint8_t *)"123456789", 9, &tries),
+			     r.card, CKU_USER, (const uint8_t *)"123456", 6,
+			     (const uint8_t *)"123456789", 9, &tries),
 			 CKR_PIN_LEN_RANGE);
 	script_done(&r);
 	rig_done(&r);
@@ -1040,22 +1077,21 @@ START_TEST(puk_login_sends_nothing_and_unblock_uses_it_once)
 	struct rig r;
 	int tries = 99;
 
-	pin_rig(&r,
-		"00 2C 00 80 10 31 32 33 34 35 36 37 38 36 35 34 33 32 31 FF FF",
-		"9000");
+	pin_rig(
+	    &r,
+	    "00 2C 00 80 10 31 32 33 34 35 36 37 38 36 35 34 33 32 31 FF FF",
+	    "9000");
 	ck_assert_int_eq(kyso_driver_piv.login(r.card, CKU_SO,
 					       (const uint8_t *)"12345678", 8,
 					       &tries),
 			 CKR_OK);
 	ck_assert_uint_eq(r.card->apdus, 0);
-	ck_assert_int_eq(kyso_driver_piv.unblock(r.card,
-						 (const uint8_t *)"654321", 6,
-						 &tries),
+	ck_assert_int_eq(kyso_driver_piv.unblock(
+			     r.card, (const uint8_t *)"654321", 6, &tries),
 			 CKR_OK);
 	/* the PUK went with that one use */
-	ck_assert_int_eq(kyso_driver_piv.unblock(r.card,
-						 (const uint8_t *)"654321", 6,
-						 &tries),
+	ck_assert_int_eq(kyso_driver_piv.unblock(
+			     r.card, (const uint8_t *)"654321", 6, &tries),
 			 CKR_USER_NOT_LOGGED_IN);
 	script_done(&r);
 	rig_done(&r);
@@ -1067,21 +1103,20 @@ START_TEST(a_wrong_puk_reports_its_tries_and_is_not_sent_again)
 	struct rig r;
 	int tries = 99;
 
-	pin_rig(&r,
-		"00 2C 00 80 10 31 31 31 31 31 31 31 31 32 32 32 32 32 32 FF FF",
-		"63C1");
+	pin_rig(
+	    &r,
+	    "00 2C 00 80 10 31 31 31 31 31 31 31 31 32 32 32 32 32 32 FF FF",
+	    "63C1");
 	ck_assert_int_eq(kyso_driver_piv.login(r.card, CKU_SO,
 					       (const uint8_t *)"11111111", 8,
 					       &tries),
 			 CKR_OK);
-	ck_assert_int_eq(kyso_driver_piv.unblock(r.card,
-						 (const uint8_t *)"222222", 6,
-						 &tries),
+	ck_assert_int_eq(kyso_driver_piv.unblock(
+			     r.card, (const uint8_t *)"222222", 6, &tries),
 			 CKR_PIN_INCORRECT);
 	ck_assert_int_eq(tries, 1);
-	ck_assert_int_eq(kyso_driver_piv.unblock(r.card,
-						 (const uint8_t *)"222222", 6,
-						 &tries),
+	ck_assert_int_eq(kyso_driver_piv.unblock(
+			     r.card, (const uint8_t *)"222222", 6, &tries),
 			 CKR_USER_NOT_LOGGED_IN);
 	script_done(&r);
 	rig_done(&r);
@@ -1094,9 +1129,8 @@ START_TEST(unblock_without_a_puk_is_refused)
 	int tries;
 
 	pin_rig(&r, NULL, NULL);
-	ck_assert_int_eq(kyso_driver_piv.unblock(r.card,
-						 (const uint8_t *)"654321", 6,
-						 &tries),
+	ck_assert_int_eq(kyso_driver_piv.unblock(
+			     r.card, (const uint8_t *)"654321", 6, &tries),
 			 CKR_USER_NOT_LOGGED_IN);
 	ck_assert_uint_eq(r.card->apdus, 0);
 	rig_done(&r);
@@ -1114,16 +1148,16 @@ START_TEST(logout_resets_the_pin_status_and_forgets_the_puk)
 					       &tries),
 			 CKR_OK);
 	ck_assert_int_eq(kyso_driver_piv.logout(r.card), CKR_OK);
-	ck_assert_int_eq(kyso_driver_piv.unblock(r.card,
-						 (const uint8_t *)"654321", 6,
-						 &tries),
+	ck_assert_int_eq(kyso_driver_piv.unblock(
+			     r.card, (const uint8_t *)"654321", 6, &tries),
 			 CKR_USER_NOT_LOGGED_IN);
 	script_done(&r);
 	rig_done(&r);
 }
 END_TEST
 
-/* --- management key: a small card emulator --------------------------------- */
+/* --- management key: a small card emulator ---------------------------------
+ */
 
 /* Answers GENERAL AUTHENTICATE on 9B as a PIV card would, and every other
  * command from a script, like kyso_script_card. */
@@ -1132,8 +1166,8 @@ struct emu {
 	uint8_t key[32];
 	uint8_t alg;
 	size_t bs;
-	int lie;	   /* answer our challenge wrongly */
-	int reject;	   /* refuse the witness with 6982 */
+	int lie;    /* answer our challenge wrongly */
+	int reject; /* refuse the witness with 6982 */
 	uint8_t witness[16];
 	uint8_t cmd1[64], cmd2[64];
 	size_t cmd1len, cmd2len;
@@ -1142,8 +1176,7 @@ struct emu {
 	int mismatch;
 };
 
-static size_t emu_crypt(struct emu *e, int enc, const uint8_t *in,
-			uint8_t *out)
+static size_t emu_crypt(struct emu *e, int enc, const uint8_t *in, uint8_t *out)
 {
 	EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
 	int l1 = 0, l2 = 0;
@@ -1233,14 +1266,13 @@ static void emu_release(struct kyso_card *c)
 	(void)c; /* the emulator lives on the test's stack */
 }
 
-static const struct kyso_card_ops emu_ops = {
-	emu_transmit, emu_nop, emu_nop, emu_release};
+static const struct kyso_card_ops emu_ops = {emu_transmit, emu_nop, emu_nop,
+					     emu_release};
 
-static const uint8_t default_3des[24] = {1, 2, 3, 4, 5, 6, 7, 8,
-					 1, 2, 3, 4, 5, 6, 7, 8,
-					 1, 2, 3, 4, 5, 6, 7, 8};
+static const uint8_t default_3des[24] = {1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4,
+					 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8};
 static const char *default_3des_hex =
-	"010203040506070801020304050607080102030405060708";
+    "010203040506070801020304050607080102030405060708";
 
 static struct kyso_card *emu_card(struct emu *e, const struct script *s)
 {
@@ -1372,11 +1404,12 @@ START_TEST(malformed_management_keys_are_refused_without_talking_to_the_card)
 	struct emu e = {0};
 	struct kyso_card *c = emu_card(&e, NULL);
 
-	ck_assert_int_eq(so_login(c, "0102030405060708010203040506070801020304"),
-			 CKR_PIN_LEN_RANGE);
 	ck_assert_int_eq(
-		so_login(c, "0102030405060708010203040506070801020304050607XY"),
-		CKR_PIN_INVALID);
+	    so_login(c, "0102030405060708010203040506070801020304"),
+	    CKR_PIN_LEN_RANGE);
+	ck_assert_int_eq(
+	    so_login(c, "0102030405060708010203040506070801020304050607XY"),
+	    CKR_PIN_INVALID);
 	ck_assert_int_eq(so_login(c, cat("aes128:", default_3des_hex, NULL)),
 			 CKR_PIN_LEN_RANGE);
 	ck_assert_int_eq(so_login(c, "3des:0102"), CKR_PIN_LEN_RANGE);
@@ -1385,7 +1418,8 @@ START_TEST(malformed_management_keys_are_refused_without_talking_to_the_card)
 }
 END_TEST
 
-/* --- sign, decrypt --------------------------------------------------------- */
+/* --- sign, decrypt ---------------------------------------------------------
+ */
 
 static struct kyso_key rsa2048_9a(void)
 {
@@ -1426,9 +1460,8 @@ START_TEST(rsa_2048_sign_sends_one_extended_apdu)
 		 hx(in, 256), "00 00", NULL),
 	     cat("7C 82 01 04 82 82 01 00", hx(sig, 256), "9000", NULL));
 	rig_card(&r);
-	ck_assert_int_eq(kyso_driver_piv.sign(r.card, &k, in, 256, out,
-					      &outlen),
-			 CKR_OK);
+	ck_assert_int_eq(
+	    kyso_driver_piv.sign(r.card, &k, in, 256, out, &outlen), CKR_OK);
 	ck_assert_uint_eq(outlen, 256);
 	ck_assert_mem_eq(out, sig, 256);
 	script_done(&r);
@@ -1455,9 +1488,8 @@ START_TEST(rsa_2048_sign_chains_without_extended_length)
 	     cat(hx(rsp, 256), "6108", NULL));
 	step(&r.s, "00 C0 00 00 08", cat(hx(rsp + 256, 8), "9000", NULL));
 	rig_card(&r);
-	ck_assert_int_eq(kyso_driver_piv.sign(r.card, &k, in, 256, out,
-					      &outlen),
-			 CKR_OK);
+	ck_assert_int_eq(
+	    kyso_driver_piv.sign(r.card, &k, in, 256, out, &outlen), CKR_OK);
 	ck_assert_mem_eq(out, sig, 256);
 	script_done(&r);
 	rig_done(&r);
@@ -1493,13 +1525,12 @@ START_TEST(ec_p256_sign_turns_the_der_signature_into_r_and_s)
 	k.bits = 256;
 	k.ref = 0x9C;
 	rig_start(&r, 0);
-	step(&r.s, cat("00 87 11 9C 26 7C 24 82 00 81 20", hx(hash, 32), "00",
-		       NULL),
+	step(&r.s,
+	     cat("00 87 11 9C 26 7C 24 82 00 81 20", hx(hash, 32), "00", NULL),
 	     cat(tlv(0x7C, tlv(0x82, hx(der, dlen))), "9000", NULL));
 	rig_card(&r);
-	ck_assert_int_eq(kyso_driver_piv.sign(r.card, &k, hash, 32, out,
-					      &outlen),
-			 CKR_OK);
+	ck_assert_int_eq(
+	    kyso_driver_piv.sign(r.card, &k, hash, 32, out, &outlen), CKR_OK);
 	ck_assert_uint_eq(outlen, 64);
 	ck_assert_mem_eq(out, raw, 64);
 	script_done(&r);
@@ -1565,9 +1596,9 @@ START_TEST(ec_sign_rejects_a_signature_that_is_not_der)
 	rig_start(&r, 0);
 	step(&r.s, "*", "7C 06 82 04 30 02 02 00 9000");
 	rig_card(&r);
-	ck_assert_int_eq(kyso_driver_piv.sign(r.card, &k, hash, 32, out,
-					      &outlen),
-			 CKR_DEVICE_ERROR);
+	ck_assert_int_eq(
+	    kyso_driver_piv.sign(r.card, &k, hash, 32, out, &outlen),
+	    CKR_DEVICE_ERROR);
 	rig_done(&r);
 }
 END_TEST
@@ -1583,9 +1614,9 @@ START_TEST(sign_before_login_reports_user_not_logged_in)
 	rig_start(&r, 1);
 	step(&r.s, "*", "6982");
 	rig_card(&r);
-	ck_assert_int_eq(kyso_driver_piv.sign(r.card, &k, in, 256, out,
-					      &outlen),
-			 CKR_USER_NOT_LOGGED_IN);
+	ck_assert_int_eq(
+	    kyso_driver_piv.sign(r.card, &k, in, 256, out, &outlen),
+	    CKR_USER_NOT_LOGGED_IN);
 	script_done(&r);
 	rig_done(&r);
 }
@@ -1605,9 +1636,8 @@ START_TEST(a_short_rsa_result_is_left_padded_to_the_modulus)
 	step(&r.s, "*",
 	     cat("7C 82 01 02 82 81 FF", hx(sig + 1, 255), "9000", NULL));
 	rig_card(&r);
-	ck_assert_int_eq(kyso_driver_piv.sign(r.card, &k, in, 256, out,
-					      &outlen),
-			 CKR_OK);
+	ck_assert_int_eq(
+	    kyso_driver_piv.sign(r.card, &k, in, 256, out, &outlen), CKR_OK);
 	ck_assert_mem_eq(out, sig, 256);
 	rig_done(&r);
 }
@@ -1630,16 +1660,15 @@ START_TEST(decrypt_returns_a_modulus_sized_block)
 		 hx(in, 256), "00 00", NULL),
 	     cat("7C 82 01 04 82 82 01 00", hx(plain, 256), "9000", NULL));
 	rig_card(&r);
-	ck_assert_int_eq(kyso_driver_piv.decrypt(r.card, &k, in, 256, out,
-						 &outlen),
-			 CKR_OK);
+	ck_assert_int_eq(
+	    kyso_driver_piv.decrypt(r.card, &k, in, 256, out, &outlen), CKR_OK);
 	ck_assert_uint_eq(outlen, 256);
 	ck_assert_mem_eq(out, plain, 256);
 	k.type = CKK_EC;
 	k.bits = 256;
-	ck_assert_int_eq(kyso_driver_piv.decrypt(r.card, &k, in, 32, out,
-						 &outlen),
-			 CKR_KEY_TYPE_INCONSISTENT);
+	ck_assert_int_eq(
+	    kyso_driver_piv.decrypt(r.card, &k, in, 32, out, &outlen),
+	    CKR_KEY_TYPE_INCONSISTENT);
 	script_done(&r);
 	rig_done(&r);
 }
@@ -1736,10 +1765,10 @@ END_TEST
 START_TEST(generate_rejects_a_malformed_public_key)
 {
 	static const char *const bad[] = {
-		"7F4906860404010203",		     /* point too short */
-		"7F4906810101820103",		     /* RSA answer to EC */
-		"7F49058601048601",		     /* two points, cut */
-		"7F48438641",			     /* wrong template */
+	    "7F4906860404010203", /* point too short */
+	    "7F4906810101820103", /* RSA answer to EC */
+	    "7F49058601048601",	  /* two points, cut */
+	    "7F48438641",	  /* wrong template */
 	};
 	uint8_t point[65];
 	size_t i;
@@ -1758,8 +1787,9 @@ START_TEST(generate_rejects_a_malformed_public_key)
 			answer = bad[i];
 		else if (i == sizeof(bad) / sizeof(bad[0]))
 			/* compressed-point marker */
-			answer = tlv(0x7F49, tlv(0x86, cat("02", hx(point + 1, 64),
-							    NULL)));
+			answer =
+			    tlv(0x7F49,
+				tlv(0x86, cat("02", hx(point + 1, 64), NULL)));
 		else
 			/* a well-formed point, then trailing bytes */
 			answer = cat(tlv(0x7F49, tlv(0x86, hx(point, 65))),
@@ -1770,7 +1800,7 @@ START_TEST(generate_rejects_a_malformed_public_key)
 		req.type = CKK_EC;
 		req.bits = 256;
 		ck_assert_msg(kyso_driver_piv.generate(c, NULL, &req, &pub) ==
-				      CKR_DEVICE_ERROR,
+				  CKR_DEVICE_ERROR,
 			      "case %zu", i);
 		ck_assert_uint_eq(pub.type, 0);
 		emu_done(&e, c);
@@ -1788,21 +1818,25 @@ START_TEST(write_cert_puts_the_container_with_certinfo_and_lrc)
 	struct kyso_token *tok = new_token();
 	uint32_t ref = 0;
 
-	step(&s, "00 DB 3F FF 13 5C 03 5F C1 0A 53 0C 70 05 3003020105 "
-		 "71 01 00 FE 00",
+	step(&s,
+	     "00 DB 3F FF 13 5C 03 5F C1 0A 53 0C 70 05 3003020105 "
+	     "71 01 00 FE 00",
 	     "9000");
 	c = emu_card(&e, &s);
-	ck_assert_int_eq(kyso_driver_piv.write_cert(c, tok, (const uint8_t *)"\x02",
-						    1, der, sizeof(der), &ref),
+	ck_assert_int_eq(kyso_driver_piv.write_cert(c, tok,
+						    (const uint8_t *)"\x02", 1,
+						    der, sizeof(der), &ref),
 			 CKR_USER_NOT_LOGGED_IN);
 	ck_assert_int_eq(so_login(c, default_3des_hex), CKR_OK);
-	ck_assert_int_eq(kyso_driver_piv.write_cert(c, tok, (const uint8_t *)"\x02",
-						    1, der, sizeof(der), &ref),
+	ck_assert_int_eq(kyso_driver_piv.write_cert(c, tok,
+						    (const uint8_t *)"\x02", 1,
+						    der, sizeof(der), &ref),
 			 CKR_OK);
 	ck_assert_uint_eq(ref, 0x5FC10A);
 	/* an id no slot has */
-	ck_assert_int_eq(kyso_driver_piv.write_cert(c, tok, (const uint8_t *)"\x0A",
-						    1, der, sizeof(der), &ref),
+	ck_assert_int_eq(kyso_driver_piv.write_cert(c, tok,
+						    (const uint8_t *)"\x0A", 1,
+						    der, sizeof(der), &ref),
 			 CKR_ATTRIBUTE_VALUE_INVALID);
 	emu_done(&e, c);
 	kyso_token_free(tok);
@@ -1832,8 +1866,9 @@ START_TEST(write_cert_of_a_real_certificate_chains_without_extended_length)
 	     "9000");
 	c = emu_card(&e, &s);
 	ck_assert_int_eq(so_login(c, default_3des_hex), CKR_OK);
-	ck_assert_int_eq(kyso_driver_piv.write_cert(c, tok, (const uint8_t *)"\x01",
-						    1, der, len, &ref),
+	ck_assert_int_eq(kyso_driver_piv.write_cert(c, tok,
+						    (const uint8_t *)"\x01", 1,
+						    der, len, &ref),
 			 CKR_OK);
 	ck_assert_uint_eq(ref, 0x5FC105);
 	emu_done(&e, c);
@@ -1879,19 +1914,22 @@ START_TEST(a_lost_management_key_status_reports_not_logged_in)
 	step(&s, "*", "6982");
 	c = emu_card(&e, &s);
 	ck_assert_int_eq(so_login(c, default_3des_hex), CKR_OK);
-	ck_assert_int_eq(kyso_driver_piv.write_cert(c, NULL, (const uint8_t *)"\x01",
-						    1, der, sizeof(der), &ref),
+	ck_assert_int_eq(kyso_driver_piv.write_cert(c, NULL,
+						    (const uint8_t *)"\x01", 1,
+						    der, sizeof(der), &ref),
 			 CKR_USER_NOT_LOGGED_IN);
 	/* and the driver does not pretend otherwise next time */
-	ck_assert_int_eq(kyso_driver_piv.write_cert(c, NULL, (const uint8_t *)"\x01",
-						    1, der, sizeof(der), &ref),
+	ck_assert_int_eq(kyso_driver_piv.write_cert(c, NULL,
+						    (const uint8_t *)"\x01", 1,
+						    der, sizeof(der), &ref),
 			 CKR_USER_NOT_LOGGED_IN);
 	emu_done(&e, c);
 	free(s.v);
 }
 END_TEST
 
-/* --- suite ----------------------------------------------------------------- */
+/* --- suite -----------------------------------------------------------------
+ */
 
 static void teardown(void)
 {
@@ -1905,7 +1943,8 @@ static Suite *piv_suite(void)
 
 	t = tcase_create("atr");
 	tcase_add_checked_fixture(t, NULL, teardown);
-	tcase_add_test(t, atr_with_the_extended_length_bit_announces_extended_apdus);
+	tcase_add_test(
+	    t, atr_with_the_extended_length_bit_announces_extended_apdus);
 	tcase_add_test(t, atr_without_the_bit_announces_short_apdus);
 	tcase_add_test(t, atr_with_status_bytes_after_compact_tlv_is_read);
 	tcase_add_test(t, truncated_or_odd_atrs_announce_nothing);
@@ -1915,24 +1954,35 @@ static Suite *piv_suite(void)
 	tcase_add_checked_fixture(t, NULL, teardown);
 	tcase_add_test(t, match_claims_a_card_that_selects_the_piv_aid);
 	tcase_add_test(t, match_declines_a_card_without_the_piv_aid);
-	tcase_add_test(t, bind_takes_algorithm_limits_from_the_property_template);
+	tcase_add_test(t,
+		       bind_takes_algorithm_limits_from_the_property_template);
 	suite_add_tcase(s, t);
 
 	t = tcase_create("bind");
 	tcase_add_checked_fixture(t, NULL, teardown);
-	tcase_add_test(t, bind_of_an_empty_card_adds_nothing_and_reads_no_retired_slot);
-	tcase_add_test(t, bind_adds_key_and_certificate_of_a_slot_under_one_id_and_label);
+	tcase_add_test(
+	    t, bind_of_an_empty_card_adds_nothing_and_reads_no_retired_slot);
+	tcase_add_test(
+	    t, bind_adds_key_and_certificate_of_a_slot_under_one_id_and_label);
 	tcase_add_test(t, bind_inflates_a_compressed_certificate);
 	tcase_add_test(t, bind_gives_each_slot_its_usage);
-	tcase_add_test(t, bind_reads_the_retired_slots_the_key_history_announces);
+	tcase_add_test(t,
+		       bind_reads_the_retired_slots_the_key_history_announces);
 	tcase_add_test(t, bind_ignores_a_key_history_that_claims_too_many_keys);
 	tcase_add_test(t, bind_skips_malformed_containers);
-	tcase_add_test(t, bind_takes_the_serial_from_the_fasc_n_when_the_guid_is_zero);
+	tcase_add_test(
+	    t, bind_takes_the_serial_from_the_fasc_n_when_the_guid_is_zero);
 	tcase_add_test(t, bind_cuts_a_long_common_name_at_a_character_boundary);
 	tcase_add_test(t, bind_notes_a_locked_pin);
-	tcase_add_test(t, bind_fails_and_frees_its_state_when_the_card_stops_answering);
-	tcase_add_test(t, bind_of_four_certificates_takes_seven_apdus_with_extended_length);
-	tcase_add_test(t, bind_of_four_certificates_without_extended_length_fetches_pieces);
+	tcase_add_test(t, bind_survives_a_card_without_a_pin_status);
+	tcase_add_test(
+	    t, bind_fails_and_frees_its_state_when_the_card_stops_answering);
+	tcase_add_test(
+	    t,
+	    bind_of_four_certificates_takes_seven_apdus_with_extended_length);
+	tcase_add_test(
+	    t,
+	    bind_of_four_certificates_without_extended_length_fetches_pieces);
 	suite_add_tcase(s, t);
 
 	t = tcase_create("pin");
@@ -1940,7 +1990,9 @@ static Suite *piv_suite(void)
 	tcase_add_test(t, login_sends_the_pin_padded_with_ff);
 	tcase_add_test(t, a_wrong_pin_is_sent_once_and_reports_the_tries_left);
 	tcase_add_test(t, a_locked_pin_reports_no_tries_left);
-	tcase_add_test(t, a_pin_of_nine_characters_is_refused_without_talking_to_the_card);
+	tcase_add_test(
+	    t, a_pin_of_nine_characters_is_refused_without_talking_to_the_card);
+	tcase_add_test(t, a_pin_the_card_refuses_by_format_is_invalid);
 	tcase_add_test(t, context_specific_login_sends_the_same_verify);
 	tcase_add_test(t, pin_status_asks_without_spending_a_try);
 	tcase_add_test(t, change_pin_sends_old_and_new_padded);
@@ -1952,12 +2004,18 @@ static Suite *piv_suite(void)
 
 	t = tcase_create("management key");
 	tcase_add_checked_fixture(t, NULL, teardown);
-	tcase_add_test(t, management_key_login_proves_the_default_3des_key_both_ways);
-	tcase_add_test(t, management_key_login_takes_an_aes_key_with_its_prefix);
-	tcase_add_test(t, a_card_that_answers_our_challenge_wrongly_is_not_trusted);
+	tcase_add_test(
+	    t, management_key_login_proves_the_default_3des_key_both_ways);
+	tcase_add_test(t,
+		       management_key_login_takes_an_aes_key_with_its_prefix);
+	tcase_add_test(
+	    t, a_card_that_answers_our_challenge_wrongly_is_not_trusted);
 	tcase_add_test(t, a_card_that_refuses_our_witness_means_a_wrong_key);
-	tcase_add_test(t, a_key_of_another_algorithm_is_refused_by_the_card_once);
-	tcase_add_test(t, malformed_management_keys_are_refused_without_talking_to_the_card);
+	tcase_add_test(t,
+		       a_key_of_another_algorithm_is_refused_by_the_card_once);
+	tcase_add_test(
+	    t,
+	    malformed_management_keys_are_refused_without_talking_to_the_card);
 	suite_add_tcase(s, t);
 
 	t = tcase_create("private key");
@@ -1979,7 +2037,8 @@ static Suite *piv_suite(void)
 	tcase_add_test(t, generate_p256_in_9c_keeps_a_given_label);
 	tcase_add_test(t, generate_rejects_a_malformed_public_key);
 	tcase_add_test(t, write_cert_puts_the_container_with_certinfo_and_lrc);
-	tcase_add_test(t, write_cert_of_a_real_certificate_chains_without_extended_length);
+	tcase_add_test(
+	    t, write_cert_of_a_real_certificate_chains_without_extended_length);
 	tcase_add_test(t, delete_of_a_certificate_empties_its_container);
 	tcase_add_test(t, a_lost_management_key_status_reports_not_logged_in);
 	suite_add_tcase(s, t);
