@@ -714,8 +714,7 @@ static void set_caps(struct kyso_token *tok, const struct piv_state *st)
 		}
 	}
 	if (rmax == 0 && emax == 0) {
-		/* Not told (or told nothing usable): what every PIV card does.
-		 */
+		/* Not told, or nothing usable: what every PIV card does. */
 		rmin = 1024;
 		rmax = 2048;
 		emin = 256;
@@ -881,6 +880,23 @@ static int has_prefix(const uint8_t *p, size_t len, const char *prefix)
 	return 1;
 }
 
+/* A refusal during management-key authentication. To the first step, 6A80
+ * or 6A86 mean the card's key is of another algorithm; to the second,
+ * 6982 means our decryption of its witness was wrong: a wrong key. */
+static CK_RV mgmt_sw(uint16_t sw)
+{
+	switch (sw) {
+	case 0x6983:
+		return CKR_PIN_LOCKED;
+	case 0x6982:
+	case 0x6A80:
+	case 0x6A86:
+	case 0x6300:
+		return CKR_PIN_INCORRECT;
+	}
+	return sw_error(sw);
+}
+
 /* Mutual authentication with the management key (SP 800-73-4 Part 2,
  * appendix A.1): the card proves itself by its witness, we prove
  * ourselves by decrypting it, and the card's answer to our challenge must
@@ -906,10 +922,7 @@ static CK_RV mgmt_authenticate(struct kyso_card *card, struct piv_state *st,
 	if (rv != CKR_OK)
 		goto out;
 	if (sw != KYSO_SW_OK) {
-		/* 6A80 / 6A86: the key is of another algorithm. */
-		rv = sw == 0x6983		    ? CKR_PIN_LOCKED
-		     : sw == 0x6A80 || sw == 0x6A86 ? CKR_PIN_INCORRECT
-						    : sw_error(sw);
+		rv = mgmt_sw(sw);
 		goto out;
 	}
 	if (dyn_auth_item(resp.p, resp.len, 0x80, &v, &vlen) < 0 ||
@@ -943,11 +956,7 @@ static CK_RV mgmt_authenticate(struct kyso_card *card, struct piv_state *st,
 	if (rv != CKR_OK)
 		goto out;
 	if (sw != KYSO_SW_OK) {
-		/* The card did not accept our decryption: a wrong key. */
-		rv = sw == 0x6983 ? CKR_PIN_LOCKED
-		     : sw == 0x6982 || sw == 0x6A80 || sw == 0x6300
-			 ? CKR_PIN_INCORRECT
-			 : sw_error(sw);
+		rv = mgmt_sw(sw);
 		goto out;
 	}
 	if (dyn_auth_item(resp.p, resp.len, 0x82, &v, &vlen) < 0 ||
@@ -1196,8 +1205,7 @@ static CK_RV key_op(struct kyso_card *card, const struct kyso_key *key,
 
 	if (inlen > 512)
 		return CKR_DATA_LEN_RANGE;
-	/* BER definite length of 81: short form below 128, then 81 xx, 82 xxxx
-	 */
+	/* BER length of 81: one byte below 128, else 81 xx or 82 xx xx */
 	h81 = inlen < 0x80 ? 2 : inlen < 0x100 ? 3 : 4;
 	inner = 2 + h81 + inlen;
 	n = put_hdr(cmd, sizeof(cmd), 0x7C, inner);

@@ -50,6 +50,7 @@ static void forget_parent(void)
 	kyso_slots_abandon(&kyso_mod.slots);
 	memset(&kyso_mod, 0, sizeof(kyso_mod));
 	pthread_mutex_init(&mod_mu, NULL);
+	kyso_log_forked();
 }
 
 CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
@@ -58,6 +59,8 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
 	int app_locks = 0;
 	CK_RV rv;
 
+	if (kyso_mod.init && kyso_mod.pid != getpid())
+		forget_parent();
 	kyso_log_init();
 	if (a) {
 		int some = a->CreateMutex || a->DestroyMutex || a->LockMutex ||
@@ -73,9 +76,6 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
 		 * the flag we may use our own, which we do. */
 		app_locks = all && !(a->flags & CKF_OS_LOCKING_OK);
 	}
-	if (kyso_mod.init && kyso_mod.pid != getpid())
-		forget_parent();
-
 	pthread_mutex_lock(&mod_mu);
 	if (kyso_mod.init) {
 		pthread_mutex_unlock(&mod_mu);

@@ -78,6 +78,13 @@ out:
 	errno = saved;
 }
 
+void kyso_log_forked(void)
+{
+	/* Another thread of the parent may have held the lock at fork time;
+	 * in the child nobody will ever release it. */
+	pthread_mutex_init(&log_lock, NULL);
+}
+
 void kyso_log_fini(void)
 {
 	pthread_mutex_lock(&log_lock);

@@ -17,6 +17,8 @@ extern int kyso_log_level;
 /* Reads KYSO_DEBUG and KYSO_LOG; safe to call more than once. */
 void kyso_log_init(void);
 void kyso_log_fini(void);
+/* In a forked child, before logging again. */
+void kyso_log_forked(void);
 void kyso_log(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
