@@ -17,13 +17,15 @@
 #include <string.h>
 
 /* T=1 only (TD1 = 81), and historical bytes in compact-TLV form: card
- * capabilities 73 {80 21 C0} (full-name selection; command chaining and
- * extended Lc/Le), card issuer's data "kyso", status 90 00. Not a YubiKey ATR:
- * host stacks must treat this as a plain SP 800-73-4 card. The last byte
- * is TCK, the XOR of T0 .. the last historical byte. */
+ * capabilities 73 {C0 21 C0} (selection by full or partial DF name;
+ * command chaining and extended Lc/Le) and the application identifier F9 {PIV
+ * AID}: the PIV application is selected at reset. Not a YubiKey ATR, so host
+ * stacks take the plain SP 800-73-4 paths; the AID makes OpenSC treat the card
+ * as a PIV card with no known issues. The last byte is TCK, the XOR of T0 ..
+ * the last historical byte. */
 static const uint8_t piv_atr[] = {
-	0x3B, 0x9D, 0x96, 0x81, 0x31, 0xFE, 0x45, 0x80, 0x73, 0x80, 0x21,
-	0xC0, 0x54, 0x6B, 0x79, 0x73, 0x6F, 0x82, 0x90, 0x00, 0xDA,
+    0x3B, 0x9F, 0x96, 0x81, 0x31, 0xFE, 0x45, 0x80, 0x73, 0xC0, 0x21, 0xC0,
+    0xF9, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x92,
 };
 
 static const uint8_t piv_aid[] = {0xA0, 0x00, 0x00, 0x03, 0x08, 0x00,
@@ -67,15 +69,15 @@ static const uint8_t piv_aid[] = {0xA0, 0x00, 0x00, 0x03, 0x08, 0x00,
 #define PUK_TRIES 3
 
 /* Data objects live in 5FC101 .. 5FC123; index = last byte. */
-#define OBJ_FIRST	0x5FC101u
-#define OBJ_LAST	0x5FC123u
-#define OBJ_CHUID	0x5FC102u
-#define OBJ_CCC		0x5FC107u
-#define OBJ_HISTORY	0x5FC10Cu
-#define OBJ_DISCOVERY	0x7Eu
-#define OBJ_RETIRED_1	0x5FC10Du
-#define NOBJ		(OBJ_LAST - OBJ_FIRST + 1)
-#define OBJ_MAX		16384 /* more than the largest SP 800-73-4 container */
+#define OBJ_FIRST     0x5FC101u
+#define OBJ_LAST      0x5FC123u
+#define OBJ_CHUID     0x5FC102u
+#define OBJ_CCC	      0x5FC107u
+#define OBJ_HISTORY   0x5FC10Cu
+#define OBJ_DISCOVERY 0x7Eu
+#define OBJ_RETIRED_1 0x5FC10Du
+#define NOBJ	      (OBJ_LAST - OBJ_FIRST + 1)
+#define OBJ_MAX	      16384 /* more than the largest SP 800-73-4 container */
 
 #define NKEYS	   24 /* 9A 9C 9D 9E and the twenty retired 82..95 */
 #define NRETIRED   20
@@ -290,8 +292,8 @@ static int obj_needs_pin(unsigned tag)
 
 static int is_rsa(uint8_t alg)
 {
-	return alg == ALG_RSA1024 || alg == ALG_RSA2048 ||
-	       alg == ALG_RSA3072 || alg == ALG_RSA4096;
+	return alg == ALG_RSA1024 || alg == ALG_RSA2048 || alg == ALG_RSA3072 ||
+	       alg == ALG_RSA4096;
 }
 
 static int rsa_bits(uint8_t alg)
@@ -314,8 +316,7 @@ static size_t ec_size(uint8_t alg)
 	return alg == ALG_ECCP256 ? 32 : alg == ALG_ECCP384 ? 48 : 0;
 }
 
-static const EVP_CIPHER *mgm_cipher(uint8_t alg, size_t *keylen,
-				    size_t *block)
+static const EVP_CIPHER *mgm_cipher(uint8_t alg, size_t *keylen, size_t *block)
 {
 	switch (alg) {
 	case ALG_3DES_ECB_OLD:
@@ -341,8 +342,8 @@ static const EVP_CIPHER *mgm_cipher(uint8_t alg, size_t *keylen,
 
 /* One ECB pass under the management key, no padding (n is a whole number of
  * blocks). 0 or -1. */
-static int mgm_crypt(const struct piv *s, int enc, const uint8_t *in,
-		     size_t n, uint8_t *out)
+static int mgm_crypt(const struct piv *s, int enc, const uint8_t *in, size_t n,
+		     uint8_t *out)
 {
 	size_t keylen, block;
 	const EVP_CIPHER *c = mgm_cipher(s->mgm_alg, &keylen, &block);
@@ -400,9 +401,9 @@ static int obj_set(struct piv *s, unsigned tag, const uint8_t *p, size_t n)
 static int make_chuid(struct piv *s)
 {
 	static const uint8_t fascn[25] = {
-		0xD4, 0xE7, 0x39, 0xDA, 0x73, 0x9C, 0xED, 0x39, 0xCE,
-		0x73, 0x9D, 0x83, 0x68, 0x58, 0x21, 0x08, 0x42, 0x10,
-		0x84, 0x21, 0xC8, 0x42, 0x10, 0xC3, 0xEB};
+	    0xD4, 0xE7, 0x39, 0xDA, 0x73, 0x9C, 0xED, 0x39, 0xCE,
+	    0x73, 0x9D, 0x83, 0x68, 0x58, 0x21, 0x08, 0x42, 0x10,
+	    0x84, 0x21, 0xC8, 0x42, 0x10, 0xC3, 0xEB};
 	uint8_t guid[16], buf[96];
 	struct wbuf w = {buf, 0, sizeof(buf), 0};
 
@@ -464,7 +465,10 @@ static int factory(struct piv *s)
 }
 
 /* ------------------------------------------------------------------ */
-/* persistence: "name=hex or decimal" through the core */
+/* persistence through the core, one entry a line, for tests to read or
+ * preset: pin, puk (hex, FF-padded), pin_tries, puk_tries, mgm_alg (03, 08,
+ * 0A or 0C as decimal) and mgm_key (hex), obj_5fc1xx (hex contents of the
+ * 53 template), key_XX (hex DER private key) and key_XX_alg. */
 
 /* Chained blocks may hold a PIN: wiped before they go. */
 static void chain_drop(struct piv *s)
@@ -485,9 +489,8 @@ static void free_volatile(struct piv *s)
 	OPENSSL_cleanse(s->auth_secret, sizeof(s->auth_secret));
 }
 
-static int get_fixed(const struct vcard_kv *kv, const char *name,
-		     uint8_t *out, size_t want_min, size_t want_max,
-		     size_t *got)
+static int get_fixed(const struct vcard_kv *kv, const char *name, uint8_t *out,
+		     size_t want_min, size_t want_max, size_t *got)
 {
 	uint8_t *p = NULL;
 	size_t n = 0;
@@ -542,6 +545,8 @@ static void piv_save(struct vcard *vc, struct vcard_kv *kv)
 	unsigned t;
 	int i;
 
+	if (!s)
+		return;
 	vcard_kv_set_hex(kv, "pin", s->pin, sizeof(s->pin));
 	vcard_kv_set_hex(kv, "puk", s->puk, sizeof(s->puk));
 	vcard_kv_set_int(kv, "pin_tries", s->pin_tries);
@@ -675,18 +680,16 @@ static void piv_reset(struct vcard *vc)
 /* Answers only the PIV AID, selected by any prefix of at least the RID
  * (what cards do for partial names): others get 6A82, and the PIV
  * application stays selected (it is the default application). */
-static uint16_t cmd_select(struct piv *s, uint8_t p1, uint8_t p2,
-			   const uint8_t *d, size_t n, struct wbuf *w)
+static uint16_t cmd_select(uint8_t p1, uint8_t p2, const uint8_t *d, size_t n,
+			   struct wbuf *w)
 {
 	static const uint8_t pix[] = {0x00, 0x00, 0x10, 0x00, 0x01, 0x00};
 	static const char label[] = "kyso virtual PIV";
-	static const uint8_t algs[] = {ALG_3DES,	ALG_AES128,  ALG_AES192,
-				       ALG_AES256,	ALG_RSA1024, ALG_RSA2048,
-				       ALG_RSA3072,	ALG_RSA4096, ALG_ECCP256,
-				       ALG_ECCP384};
+	static const uint8_t algs[] = {
+	    ALG_3DES,	 ALG_AES128,  ALG_AES192,  ALG_AES256,	ALG_RSA1024,
+	    ALG_RSA2048, ALG_RSA3072, ALG_RSA4096, ALG_ECCP256, ALG_ECCP384};
 	size_t inner, ac, i;
 
-	(void)s;
 	if (p1 != 0x04 || n < PIV_RID_LEN || n > sizeof(piv_aid) ||
 	    memcmp(d, piv_aid, n) != 0)
 		return SW_NOT_FOUND;
@@ -714,8 +717,7 @@ static uint16_t cmd_select(struct piv *s, uint8_t p1, uint8_t p2,
 
 /* Parses "5C len tag" at the start of d; returns the tag, sets *rest.
  * 0 on a malformed or unknown tag list. */
-static unsigned parse_tag_list(const uint8_t *d, size_t n,
-			       const uint8_t **rest)
+static unsigned parse_tag_list(const uint8_t *d, size_t n, const uint8_t **rest)
 {
 	const uint8_t *p = d, *v;
 	unsigned tag, t = 0;
@@ -973,8 +975,7 @@ static int parse_dyn_auth(const uint8_t *d, size_t n, struct dyn_auth *a)
 	size_t l;
 
 	memset(a, 0, sizeof(*a));
-	if (tlv_next(&p, d + n, &tag, &v, &l) < 0 || tag != 0x7C ||
-	    p != d + n)
+	if (tlv_next(&p, d + n, &tag, &v, &l) < 0 || tag != 0x7C || p != d + n)
 		return -1;
 	p = v;
 	end = v + l;
@@ -1181,8 +1182,8 @@ static uint16_t auth_key(struct vcard *vc, struct piv *s, uint8_t alg,
 	} else if (ref != 0x9E && !s->pin_ok) {
 		return SW_SECURITY;
 	}
-	if (!a->has[2] || a->l[2] != 0 || a->has[0] || a->has[3] ||
-	    a->has[4] || a->has[1] == a->has[5])
+	if (!a->has[2] || a->l[2] != 0 || a->has[0] || a->has[3] || a->has[4] ||
+	    a->has[1] == a->has[5])
 		return SW_WRONG_DATA;
 
 	if (a->has[1]) {
@@ -1232,16 +1233,17 @@ static uint16_t put_public(struct piv_key *k, struct wbuf *w)
 		int nl, el;
 
 		if (EVP_PKEY_get_bn_param(k->pk, OSSL_PKEY_PARAM_RSA_N, &bn) !=
-			    1 ||
+			1 ||
 		    EVP_PKEY_get_bn_param(k->pk, OSSL_PKEY_PARAM_RSA_E, &be) !=
-			    1 ||
+			1 ||
 		    BN_num_bytes(bn) > (int)sizeof(nb) ||
 		    BN_num_bytes(be) > (int)sizeof(eb))
 			goto rsa_out;
 		nl = BN_bn2bin(bn, nb);
 		el = BN_bn2bin(be, eb);
 		put_hdr(w, 0x7F49,
-			tlv_size(0x81, (size_t)nl) + tlv_size(0x82, (size_t)el));
+			tlv_size(0x81, (size_t)nl) +
+			    tlv_size(0x82, (size_t)el));
 		put_tlv(w, 0x81, nb, (size_t)nl);
 		put_tlv(w, 0x82, eb, (size_t)el);
 		sw = SW_OK;
@@ -1253,8 +1255,8 @@ static uint16_t put_public(struct piv_key *k, struct wbuf *w)
 		size_t pl = 0;
 
 		if (EVP_PKEY_get_octet_string_param(
-			    k->pk, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pt,
-			    sizeof(pt), &pl) != 1 ||
+			k->pk, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pt,
+			sizeof(pt), &pl) != 1 ||
 		    pl != 1 + 2 * ec_size(k->alg))
 			return SW_UNKNOWN;
 		put_hdr(w, 0x7F49, tlv_size(0x86, pl));
@@ -1282,13 +1284,12 @@ static uint16_t cmd_generate(struct vcard *vc, struct piv *s, uint8_t p1,
 	/* AC { 80 alg [, AA pin policy, AB touch policy] }: policies are a
 	 * vendor's; a plain PIV card ignores them. */
 	if (tlv_next(&p, d + n, &tag, &v, &l) < 0 || tag != 0xAC ||
-	    p != d + n || tlv_find(v, l, 0x80, &algp, &algl) != 1 ||
-	    algl != 1)
+	    p != d + n || tlv_find(v, l, 0x80, &algp, &algl) != 1 || algl != 1)
 		return SW_WRONG_DATA;
 	alg = algp[0];
 	if (is_rsa(alg))
-		pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA",
-				       (size_t)rsa_bits(alg));
+		pk =
+		    EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)rsa_bits(alg));
 	else if (alg == ALG_ECCP256)
 		pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	else if (alg == ALG_ECCP384)
@@ -1324,7 +1325,7 @@ static uint16_t dispatch(struct vcard *vc, struct piv *s, const uint8_t *hdr,
 
 	switch (ins) {
 	case 0xA4:
-		return cmd_select(s, p1, p2, d, n, w);
+		return cmd_select(p1, p2, d, n, w);
 	case 0xCB:
 		return cmd_get_data(s, p1, p2, d, n, w);
 	case 0xDB:
@@ -1351,8 +1352,8 @@ struct apdu {
 	uint8_t cla, ins, p1, p2;
 	const uint8_t *data;
 	size_t lc;
-	size_t le; /* 0: no Le field */
-	int has_le, ext;
+	size_t le; /* with has_le: 1..65536 */
+	int has_le;
 };
 
 /* ISO 7816-3 cases 1..4, short and extended. 0 or -1. */
@@ -1384,7 +1385,8 @@ static int parse_apdu(const uint8_t *c, size_t len, struct apdu *a)
 		}
 		return -1;
 	}
-	a->ext = 1;
+	if (len < 7)
+		return -1;
 	if (len == 7) {
 		a->has_le = 1;
 		a->le = (size_t)c[5] << 8 | c[6];
@@ -1530,12 +1532,12 @@ static size_t piv_apdu(struct vcard *vc, const uint8_t *cmd, size_t len,
 }
 
 const struct vcard_profile vcard_profile_piv = {
-	.name = "piv",
-	.atr = piv_atr,
-	.atrlen = sizeof(piv_atr),
-	.load = piv_load,
-	.save = piv_save,
-	.reset = piv_reset,
-	.apdu = piv_apdu,
-	.free = piv_free,
+    .name = "piv",
+    .atr = piv_atr,
+    .atrlen = sizeof(piv_atr),
+    .load = piv_load,
+    .save = piv_save,
+    .reset = piv_reset,
+    .apdu = piv_apdu,
+    .free = piv_free,
 };
