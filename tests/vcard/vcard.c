@@ -361,6 +361,9 @@ void vcard_privop(struct vcard *vc)
 }
 
 static void log_line(struct core *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void log_line(struct core *c, const char *fmt, ...)
 {
 	va_list ap;
 
