@@ -572,6 +572,39 @@ static int name_cn(const uint8_t *p, size_t len, char *out, size_t cap)
  * A missing, empty or malformed container adds nothing; only transport
  * failures and running out of memory fail the bind. cn gets the subject's
  * common name when there is one (cn[0] stays '\0' otherwise). */
+/* The private key a slot holds, with the slot's rules (SP 800-73-4 part 1,
+ * 3.3): who may use it, for what, and whether it needs the PIN each time. */
+static void slot_key(const struct piv_slot *s, CK_KEY_TYPE type, CK_ULONG bits,
+		     struct kyso_key *key)
+{
+	memset(key, 0, sizeof(*key));
+	key->type = type;
+	key->bits = bits;
+	key->ref = s->ref;
+	key->id[0] = s->id;
+	key->idlen = 1;
+	snprintf(key->label, sizeof(key->label), "%s", s->label);
+	switch (s->kind) {
+	case SLOT_AUTH:
+		key->can_sign = 1;
+		key->can_decrypt = type == CKK_RSA;
+		break;
+	case SLOT_SIGN:
+		key->can_sign = 1;
+		key->always_auth = 1;
+		break;
+	case SLOT_CARDAUTH:
+		key->can_sign = 1;
+		key->no_pin = 1;
+		break;
+	case SLOT_KEYMGMT:
+	case SLOT_RETIRED:
+		/* key establishment keys: RSA key transport (EC: ECDH) */
+		key->can_decrypt = type == CKK_RSA;
+		break;
+	}
+}
+
 static CK_RV bind_slot(struct kyso_card *card, struct kyso_token *tok,
 		       const struct piv_slot *s, char *cn, size_t cncap)
 {
@@ -611,32 +644,7 @@ static CK_RV bind_slot(struct kyso_card *card, struct kyso_token *tok,
 		goto out;
 	}
 
-	memset(&key, 0, sizeof(key));
-	key.type = info.pub.type;
-	key.bits = info.pub.bits;
-	key.ref = s->ref;
-	key.id[0] = s->id;
-	key.idlen = 1;
-	snprintf(key.label, sizeof(key.label), "%s", s->label);
-	switch (s->kind) {
-	case SLOT_AUTH:
-		key.can_sign = 1;
-		key.can_decrypt = key.type == CKK_RSA;
-		break;
-	case SLOT_SIGN:
-		key.can_sign = 1;
-		key.always_auth = 1;
-		break;
-	case SLOT_CARDAUTH:
-		key.can_sign = 1;
-		key.no_pin = 1;
-		break;
-	case SLOT_KEYMGMT:
-	case SLOT_RETIRED:
-		/* key establishment keys: RSA key transport (EC: ECDH) */
-		key.can_decrypt = key.type == CKK_RSA;
-		break;
-	}
+	slot_key(s, info.pub.type, info.pub.bits, &key);
 	/* key.pub stays empty: the certificate gives the public key. */
 	if (key_alg(key.type, key.bits) != 0) {
 		rv = kyso_token_add_key(tok, &key, NULL);
@@ -1406,15 +1414,23 @@ static CK_RV piv_generate(struct kyso_card *card, struct kyso_token *tok,
 	struct kyso_buf resp = KYSO_BUF_INIT;
 	struct piv_slot s;
 	uint8_t cmd[5], alg;
-	uint32_t ref = req->ref ? req->ref : 0x9A;
+	struct kyso_key key;
 	uint16_t sw = 0;
 	CK_RV rv;
 
-	(void)tok;
 	if (st == NULL || !st->mgmt_auth)
 		return CKR_USER_NOT_LOGGED_IN;
-	if (slot_by_ref(ref, &s) < 0)
-		return CKR_ATTRIBUTE_VALUE_INVALID;
+	/* The slot: named by reference, else by CKA_ID, else 9A. An id that
+	 * names no PIV slot is refused rather than landing in 9A. */
+	if (req->ref) {
+		if (slot_by_ref(req->ref, &s) < 0)
+			return CKR_ATTRIBUTE_VALUE_INVALID;
+	} else if (req->idlen) {
+		if (req->idlen != 1 || slot_by_id(req->id[0], &s) < 0)
+			return CKR_ATTRIBUTE_VALUE_INVALID;
+	} else if (slot_by_ref(0x9A, &s) < 0) {
+		return CKR_GENERAL_ERROR;
+	}
 	if (req->type != CKK_RSA && req->type != CKK_EC)
 		return CKR_KEY_TYPE_INCONSISTENT;
 	alg = key_alg(req->type, req->bits);
@@ -1439,12 +1455,17 @@ static CK_RV piv_generate(struct kyso_card *card, struct kyso_token *tok,
 	if (rv != CKR_OK)
 		goto out;
 	req->ref = s.ref;
-	if (req->idlen == 0) {
-		req->id[0] = s.id;
-		req->idlen = 1;
+	req->id[0] = s.id;
+	req->idlen = 1;
+	snprintf(req->label, sizeof(req->label), "%s", s.label);
+	/* The new key replaces whatever the token showed for this slot. Its
+	 * label stays the slot's: certificate, public and private key of a
+	 * slot share one label, whatever label the template asked for. */
+	if (tok != NULL) {
+		slot_key(&s, req->type, pub->bits, &key);
+		key.pub = *pub;
+		rv = kyso_token_add_key(tok, &key, NULL);
 	}
-	if (req->label[0] == '\0')
-		snprintf(req->label, sizeof(req->label), "%s", s.label);
 out:
 	kyso_buf_free(&resp);
 	return rv;

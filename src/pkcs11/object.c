@@ -620,7 +620,7 @@ CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	if (rv != CKR_OK)
 		goto out;
 	if (!kyso_token_key_by_id(tok, req.id, req.idlen)) {
-		/* The driver left the key to us: plain defaults. */
+		/* A driver that did not add the key: plain defaults. */
 		struct kyso_key k;
 
 		memset(&k, 0, sizeof(k));

@@ -278,8 +278,16 @@ CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType,
 	}
 	rv = kyso_token_begin_pin(tok);
 	if (rv == CKR_OK) {
-		rv = tok->drv->login(tok->card, userType, pPin, ulPinLen,
-				     &tries);
+		/* Known blocked: ask the card (free) before a PIN crosses
+		 * the wire for nothing; another program may have unblocked. */
+		if (userType != CKU_SO && (tok->flags & CKF_USER_PIN_LOCKED) &&
+		    tok->drv->pin_status &&
+		    tok->drv->pin_status(tok->card, CKU_USER, &tries) ==
+			    CKR_PIN_LOCKED)
+			rv = CKR_PIN_LOCKED;
+		else
+			rv = tok->drv->login(tok->card, userType, pPin,
+					     ulPinLen, &tries);
 		kyso_token_end(tok);
 	}
 	rv = kyso_after_io(slot, rv);

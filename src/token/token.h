@@ -127,8 +127,11 @@ struct kyso_driver {
 			 const uint8_t *in, size_t inlen, uint8_t *out,
 			 size_t *outlen);
 
-	/* On-card key generation: fills req->ref (when 0) and pub. The token
-	 * layer then adds the key objects. */
+	/* On-card key generation: picks the key reference (req->ref, else
+	 * from req->id, else the driver's default; an id that names no key
+	 * place is CKR_ATTRIBUTE_VALUE_INVALID), sets req->ref/id/label, fills
+	 * pub, and adds the new key with kyso_token_add_key (it replaces what
+	 * the token showed for that id) with the rules the card gives it. */
 	CK_RV (*generate)(struct kyso_card *card, struct kyso_token *tok,
 			  struct kyso_keygen *req, struct kyso_pubkey *pub);
 	/* Store a certificate next to the key with this id; the token layer
