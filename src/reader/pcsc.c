@@ -340,7 +340,7 @@ static CK_RV card_transmit(struct kyso_card *c, const uint8_t *cmd,
 		return CKR_DEVICE_ERROR;
 	}
 	if (r != SCARD_S_SUCCESS) {
-		kyso_dbg("pcsc: SCardTransmit: %s", pcsc_stringify_error(r));
+		kyso_err("pcsc: SCardTransmit: %s", pcsc_stringify_error(r));
 		return pcsc_rv(r) == CKR_DEVICE_ERROR ? CKR_DEVICE_ERROR
 						      : CKR_DEVICE_REMOVED;
 	}

@@ -15,6 +15,8 @@
 #   --scenarios LIST      a subset of: cold poll sign-rsa sign-pss sign-ecdsa
 #                         sign-p384 threads readers (default: all)
 #   --keep DIR            keep the card's APDU log of every run in DIR
+#                         (a failed run's logs are always kept; the path
+#                         is printed)
 #
 # Each measurement is its own process in its own tests/with-card run, on a
 # fresh copy of one provisioned card (tests/integration/piv-provision.sh), so
@@ -121,6 +123,7 @@ echo "$me: provisioning a virtual PIV card..." >&2
 # (or a FAILED one) to $work/results when asked to record.
 measure() {
 	local name=$1 sc=$2 record=${3:-record} module conf count state out
+	local logs fail
 	local -a card_opts=(--profile piv --apdu-delay-ms "$apdu_delay"
 		--privop-delay-ms "$privop_delay")
 
@@ -137,19 +140,27 @@ measure() {
 	state=$work/state.$sc.$name
 	cp "$work/card/state" "$state" || return 1
 	out=$work/out.$sc.$name
-	# The APDU log lives in with-card's temp dir: copied out before it goes.
+	logs=$work/logs.$sc.$name
+	mkdir -p "$logs"
+	# The card's APDU log and pcscd's log live in with-card's temp dir:
+	# copied out before it goes, kept on failure or with --keep. kyso logs
+	# errors only (KYSO_DEBUG=1): nothing in a good run.
+	# shellcheck disable=SC2016 # expanded by the inner shell
 	"$with_card" "${card_opts[@]}" --state "$state" -- bash -c '
-		OPENSC_CONF=$1 "${@:2}"
+		logs=$1 conf=$2
+		shift 2
+		OPENSC_CONF=$conf KYSO_DEBUG=1 KYSO_LOG=$logs/kyso.log "$@"
 		rc=$?
-		[ -n "$KEEP" ] && cp "$KYSO_VCARD_LOG" "$KEEP"
-		exit $rc' _ "$conf" "$bench" --name "$name" \
+		cp "$KYSO_VCARD_LOG" "$logs/apdu.log"
+		cp "$(dirname "$KYSO_TEST_TMP")/pcscd.log" "$logs/" 2>/dev/null
+		exit $rc' _ "$logs" "$conf" "$bench" --name "$name" \
 		--pubdir "$work/card" --count "$count" \
 		--threads 4 --per-thread $(((count + 3) / 4)) \
 		--apdu-delay-ms "$apdu_delay" --privop-delay-ms "$privop_delay" \
 		"$module" "$sc" >"$out" 2>"$out.err"
 	local rc=$?
-	if [ -n "$keep" ] && [ -s "$work/apdu.log" ]; then
-		mv "$work/apdu.log" "$keep/apdu.$sc.$name.log"
+	if [ -n "$keep" ] && [ -s "$logs/apdu.log" ]; then
+		cp "$logs/apdu.log" "$keep/apdu.$sc.$name.log"
 	fi
 	[ "$record" = record ] || return $rc
 	if [ $rc -eq 0 ] && grep -q '^RESULT ' "$out"; then
@@ -157,12 +168,13 @@ measure() {
 	else
 		echo "$me: $sc with $name failed (exit $rc):" >&2
 		sed 's/^/    /' "$out.err" >&2
+		fail=$(mktemp -d "${TMPDIR:-/tmp}/kyso-bench-failed.XXXXXX")
+		cp -r "$logs/." "$out" "$out.err" "$fail/" 2>/dev/null
+		echo "$me: logs of that run kept in $fail" >&2
 		echo "RESULT scenario=$sc module=$name failed=1" >>"$work/results"
 	fi
 	return $rc
 }
-export KEEP=''
-[ -n "$keep" ] && KEEP=$work/apdu.log
 
 status=0
 : >"$work/results"

@@ -238,30 +238,27 @@ out:
 	return r;
 }
 
-int ep_sm_verify_host(struct ep_session *s, const uint8_t host[8],
-		      const uint8_t card[8], const uint8_t *cmd16)
+/* Host cryptogram and the MAC over 84 82 03 00 10 || cryptogram. */
+static int host_auth_data(struct ep_session *s, const uint8_t host[8],
+			  const uint8_t card[8], uint8_t out16[16])
 {
 	static const uint8_t zero[16];
-	uint8_t want[8], d[32], m[16], mac[16];
+	uint8_t d[32], m[16], mac[16];
 	int r = -1;
 
-	s->open = 0;
 	if (s->mode == EP_SM_FIPS) {
 		fips_block(d, 0x01, 0x40, host, card);
 		if (cmac(s->enc, NULL, d, 32, mac) < 0)
 			goto out;
-		memcpy(want, mac, 8);
-	} else if (cbc_cryptogram(s->mode, s->enc, card, host, want) < 0) {
+		memcpy(out16, mac, 8);
+	} else if (cbc_cryptogram(s->mode, s->enc, card, host, out16) < 0) {
 		goto out;
 	}
-	if (CRYPTO_memcmp(want, cmd16, 8) != 0)
-		goto out;
-
 	/* The MAC covers the command header 84 82 03 00 10 and the
 	 * cryptogram: 13 bytes, ISO-padded to 16 except under CMAC. */
 	memset(m, 0, sizeof(m));
 	memcpy(m, "\x84\x82\x03\x00\x10", 5);
-	memcpy(m + 5, cmd16, 8);
+	memcpy(m + 5, out16, 8);
 	m[13] = 0x80;
 	if (s->mode == EP_SM_FIPS) {
 		if (cmac(s->mac, NULL, m, 13, mac) < 0)
@@ -278,16 +275,46 @@ int ep_sm_verify_host(struct ep_session *s, const uint8_t host[8],
 			goto out;
 		memcpy(mac, c + 8, 8);
 	}
-	if (CRYPTO_memcmp(mac, cmd16 + 8, 8) != 0)
-		goto out;
-	memset(s->icv, 0, sizeof(s->icv));
-	memcpy(s->icv, mac, 8);
-	s->open = 1;
+	memcpy(out16 + 8, mac, 8);
 	r = 0;
 out:
 	OPENSSL_cleanse(d, sizeof(d));
 	OPENSSL_cleanse(mac, sizeof(mac));
 	return r;
+}
+
+static void open_session(struct ep_session *s, const uint8_t mac[8])
+{
+	memset(s->icv, 0, sizeof(s->icv));
+	memcpy(s->icv, mac, 8);
+	s->open = 1;
+}
+
+int ep_sm_verify_host(struct ep_session *s, const uint8_t host[8],
+		      const uint8_t card[8], const uint8_t *cmd16)
+{
+	uint8_t want[16];
+	int r = -1;
+
+	s->open = 0;
+	if (host_auth_data(s, host, card, want) < 0 ||
+	    CRYPTO_memcmp(want, cmd16, 16) != 0)
+		goto out;
+	open_session(s, want + 8);
+	r = 0;
+out:
+	OPENSSL_cleanse(want, sizeof(want));
+	return r;
+}
+
+int ep_sm_host_auth(struct ep_session *s, const uint8_t host[8],
+		    const uint8_t card[8], uint8_t out16[16])
+{
+	s->open = 0;
+	if (host_auth_data(s, host, card, out16) < 0)
+		return -1;
+	open_session(s, out16 + 8);
+	return 0;
 }
 
 void ep_sm_bump_icv(struct ep_session *s)
@@ -322,18 +349,19 @@ static uint8_t *mac_input(const struct ep_session *s, const uint8_t hdr[4],
 }
 
 int ep_sm_cmd_mac(const struct ep_session *s, const uint8_t hdr[4],
-		  const uint8_t *tlv, size_t tlvlen, int case1,
-		  uint8_t mac[8])
+		  const uint8_t *tlv, size_t tlvlen, int case1, uint8_t mac[8])
 {
 	uint8_t out[16], *m;
 	size_t n = 0;
 	int r;
 
-	/* FIPS units MAC "0C 82 01 8x" without data as a plain CMAC of the
-	 * four header bytes, with no ICV (OpenSC's construct_mac_tlv_case1
-	 * runs it through AES-ECB, which ignores the IV it is given). */
+	/* FIPS units MAC "0C 82 01 8x" without data as the AES-CMAC of just
+	 * the four header bytes, the ICV as the CBC IV. OpenSC 0.23 computes
+	 * it so and initialises real FIPS units (OpenSC #2843); later
+	 * versions drop the ICV (AES-ECB ignores it) and real units then
+	 * fail right at this APDU (#3034). */
 	if (case1) {
-		r = cmac(s->mac, NULL, hdr, 4, out);
+		r = cmac(s->mac, s->icv, hdr, 4, out);
 		memcpy(mac, out, 8);
 		return r;
 	}

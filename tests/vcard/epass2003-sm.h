@@ -38,6 +38,12 @@ int ep_sm_derive(struct ep_session *s, const uint8_t kenc[16],
 int ep_sm_verify_host(struct ep_session *s, const uint8_t host[8],
 		      const uint8_t card[8], const uint8_t *cmd16);
 
+/* The host's side of step 2, for test probes: the 16 data bytes of
+ * 84 82 03 00 (host cryptogram, MAC); opens the session like the card's
+ * ep_sm_verify_host does. 0 or -1. */
+int ep_sm_host_auth(struct ep_session *s, const uint8_t host[8],
+		    const uint8_t card[8], uint8_t out16[16]);
+
 /* The ICV is a big-endian counter bumped before every wrapped command. */
 void ep_sm_bump_icv(struct ep_session *s);
 
@@ -45,8 +51,7 @@ void ep_sm_bump_icv(struct ep_session *s);
  * objects as sent (may be empty). case1 selects the FIPS special form
  * for INS 82 P1 01 without data. 0 or -1. */
 int ep_sm_cmd_mac(const struct ep_session *s, const uint8_t hdr[4],
-		  const uint8_t *tlv, size_t tlvlen, int case1,
-		  uint8_t mac[8]);
+		  const uint8_t *tlv, size_t tlvlen, int case1, uint8_t mac[8]);
 
 /* MAC of a response over its 87 and 99 objects. 0 or -1. */
 int ep_sm_resp_mac(const struct ep_session *s, const uint8_t *tlv,

@@ -34,6 +34,10 @@
 static const struct vcard_profile *const profiles[] = {
     &vcard_profile_blank,
     &vcard_profile_piv,
+	&vcard_profile_epass2003,
+	&vcard_profile_epass2003_aes,
+	&vcard_profile_epass2003_fips,
+	&vcard_profile_epass2003_espk,
 };
 
 /* --- key=value state ---------------------------------------------------- */

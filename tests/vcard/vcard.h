@@ -61,5 +61,8 @@ void vcard_privop(struct vcard *vc);
 
 extern const struct vcard_profile vcard_profile_blank;
 extern const struct vcard_profile vcard_profile_piv;
+extern const struct vcard_profile vcard_profile_epass2003,
+    vcard_profile_epass2003_aes, vcard_profile_epass2003_fips,
+    vcard_profile_epass2003_espk;
 
 #endif
