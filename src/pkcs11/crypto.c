@@ -20,32 +20,42 @@ static CK_RV key_of(struct kyso_token *tok, CK_OBJECT_HANDLE h, size_t *idx)
 	return CKR_OK;
 }
 
-CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
-		 CK_OBJECT_HANDLE hKey)
+/* SignInit and DecryptInit: one private-key operation per session. */
+static CK_RV key_op_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR m,
+			 CK_OBJECT_HANDLE hKey, enum kyso_op_kind kind)
 {
 	struct kyso_session *s;
 	struct kyso_token *tok;
+	struct kyso_op *op;
 	size_t idx;
 	CK_RV rv;
 
-	return_val_if_fail(pMechanism != NULL, CKR_ARGUMENTS_BAD);
+	return_val_if_fail(m != NULL, CKR_ARGUMENTS_BAD);
 	kyso_lock();
 	KYSO_CHECK_INIT();
 	rv = kyso_session_get(hSession, &s, NULL, &tok);
 	if (rv != CKR_OK)
 		goto out;
-	if (s->sign.kind) {
+	op = kind == KYSO_OP_SIGN ? &s->sign : &s->decrypt;
+	if (op->kind) {
 		rv = CKR_OPERATION_ACTIVE;
 		goto out;
 	}
 	rv = key_of(tok, hKey, &idx);
 	if (rv == CKR_OK)
-		rv = kyso_sign_init(tok, &s->sign, pMechanism, idx);
+		rv = kind == KYSO_OP_SIGN ? kyso_sign_init(tok, op, m, idx)
+					  : kyso_decrypt_init(tok, op, m, idx);
 	if (rv == CKR_OK)
 		tok->ctx_login = 0; /* a context login counts for this op only */
 out:
 	kyso_unlock();
 	return rv;
+}
+
+CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+		 CK_OBJECT_HANDLE hKey)
+{
+	return key_op_init(hSession, pMechanism, hKey, KYSO_OP_SIGN);
 }
 
 /* The end of a signature: length query, buffer check, then the card. */
@@ -254,29 +264,7 @@ CK_RV C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
 CK_RV C_DecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		    CK_OBJECT_HANDLE hKey)
 {
-	struct kyso_session *s;
-	struct kyso_token *tok;
-	size_t idx;
-	CK_RV rv;
-
-	return_val_if_fail(pMechanism != NULL, CKR_ARGUMENTS_BAD);
-	kyso_lock();
-	KYSO_CHECK_INIT();
-	rv = kyso_session_get(hSession, &s, NULL, &tok);
-	if (rv != CKR_OK)
-		goto out;
-	if (s->decrypt.kind) {
-		rv = CKR_OPERATION_ACTIVE;
-		goto out;
-	}
-	rv = key_of(tok, hKey, &idx);
-	if (rv == CKR_OK)
-		rv = kyso_decrypt_init(tok, &s->decrypt, pMechanism, idx);
-	if (rv == CKR_OK)
-		tok->ctx_login = 0;
-out:
-	kyso_unlock();
-	return rv;
+	return key_op_init(hSession, pMechanism, hKey, KYSO_OP_DECRYPT);
 }
 
 CK_RV C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData,

@@ -234,12 +234,7 @@ CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
 	return_val_if_fail(pInfo != NULL, CKR_ARGUMENTS_BAD);
 	kyso_lock();
 	KYSO_CHECK_INIT();
-	s = kyso_slots_get(&kyso_mod.slots, slotID);
-	if (!s) {
-		kyso_unlock();
-		return CKR_SLOT_ID_INVALID;
-	}
-	rv = kyso_slot_token(&kyso_mod.slots, s, &tok);
+	rv = kyso_token_of_slot(slotID, &s, &tok);
 	if (rv != CKR_OK) {
 		kyso_unlock();
 		return rv;
@@ -277,22 +272,28 @@ CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
 	return CKR_OK;
 }
 
+CK_RV kyso_token_of_slot(CK_SLOT_ID id, struct kyso_slot **slotp,
+			 struct kyso_token **tok)
+{
+	struct kyso_slot *s = kyso_slots_get(&kyso_mod.slots, id);
+
+	if (!s)
+		return CKR_SLOT_ID_INVALID;
+	if (slotp)
+		*slotp = s;
+	return kyso_slot_token(&kyso_mod.slots, s, tok);
+}
+
 CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pList,
 			 CK_ULONG_PTR pulCount)
 {
-	struct kyso_slot *s;
 	struct kyso_token *tok;
 	CK_RV rv;
 
 	return_val_if_fail(pulCount != NULL, CKR_ARGUMENTS_BAD);
 	kyso_lock();
 	KYSO_CHECK_INIT();
-	s = kyso_slots_get(&kyso_mod.slots, slotID);
-	if (!s) {
-		kyso_unlock();
-		return CKR_SLOT_ID_INVALID;
-	}
-	rv = kyso_slot_token(&kyso_mod.slots, s, &tok);
+	rv = kyso_token_of_slot(slotID, NULL, &tok);
 	if (rv == CKR_OK)
 		rv = kyso_mech_list(tok, pList, pulCount);
 	kyso_unlock();
@@ -302,19 +303,13 @@ CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pList,
 CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
 			 CK_MECHANISM_INFO_PTR pInfo)
 {
-	struct kyso_slot *s;
 	struct kyso_token *tok;
 	CK_RV rv;
 
 	return_val_if_fail(pInfo != NULL, CKR_ARGUMENTS_BAD);
 	kyso_lock();
 	KYSO_CHECK_INIT();
-	s = kyso_slots_get(&kyso_mod.slots, slotID);
-	if (!s) {
-		kyso_unlock();
-		return CKR_SLOT_ID_INVALID;
-	}
-	rv = kyso_slot_token(&kyso_mod.slots, s, &tok);
+	rv = kyso_token_of_slot(slotID, NULL, &tok);
 	if (rv == CKR_OK)
 		rv = kyso_mech_info(tok, type, pInfo);
 	kyso_unlock();

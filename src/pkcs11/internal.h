@@ -64,6 +64,9 @@ void kyso_unlock(void);
  * closed and CKR_SESSION_HANDLE_INVALID returned. Call under the lock. */
 CK_RV kyso_session_get(CK_SESSION_HANDLE h, struct kyso_session **s,
 		       struct kyso_slot **slot, struct kyso_token **tok);
+/* A slot's token, bound on first use after insertion. Under the lock. */
+CK_RV kyso_token_of_slot(CK_SLOT_ID id, struct kyso_slot **slot,
+			 struct kyso_token **tok);
 /* After card I/O failed: notice a removal so sessions die with the token. */
 CK_RV kyso_after_io(struct kyso_slot *slot, CK_RV rv);
 void kyso_session_free(struct kyso_session *s);

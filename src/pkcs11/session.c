@@ -93,12 +93,7 @@ CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags,
 		return CKR_SESSION_PARALLEL_NOT_SUPPORTED;
 	kyso_lock();
 	KYSO_CHECK_INIT();
-	slot = kyso_slots_get(&kyso_mod.slots, slotID);
-	if (!slot) {
-		rv = CKR_SLOT_ID_INVALID;
-		goto out;
-	}
-	rv = kyso_slot_token(&kyso_mod.slots, slot, &tok);
+	rv = kyso_token_of_slot(slotID, &slot, &tok);
 	if (rv != CKR_OK)
 		goto out;
 	if (!(flags & CKF_RW_SESSION) && tok->login == CKU_SO) {
