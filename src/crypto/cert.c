@@ -142,12 +142,28 @@ static CK_RV ec_from_evp(EVP_PKEY *pkey, struct kyso_pubkey *pub)
 	cb = (bits + 7) / 8;
 	/* The affine coordinates, so that a compressed point in the
 	 * certificate still gives the uncompressed form PKCS#11 wants. */
-	if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_X, &x) != 1 ||
-	    EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_Y, &y) != 1 ||
-	    BN_bn2binpad(x, pt + 1, (int)cb) != (int)cb ||
-	    BN_bn2binpad(y, pt + 1 + cb, (int)cb) != (int)cb) {
-		rv = CKR_DEVICE_ERROR;
-		goto out;
+	if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_X, &x) == 1 &&
+	    EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_Y, &y) == 1) {
+		if (BN_bn2binpad(x, pt + 1, (int)cb) != (int)cb ||
+		    BN_bn2binpad(y, pt + 1 + cb, (int)cb) != (int)cb) {
+			rv = CKR_DEVICE_ERROR;
+			goto out;
+		}
+	} else {
+		/* In a host process where an ENGINE is the default (the
+		 * OpenSSL pkcs11 engine, say) the key is engine-backed and
+		 * has no coordinate parameters; its encoded point is still
+		 * there. Only the uncompressed form of the right size. */
+		unsigned char *enc = NULL;
+		size_t el = EVP_PKEY_get1_encoded_public_key(pkey, &enc);
+
+		if (el != 1 + 2 * cb || enc == NULL || enc[0] != 0x04) {
+			OPENSSL_free(enc);
+			rv = CKR_DEVICE_ERROR;
+			goto out;
+		}
+		memcpy(pt + 1, enc + 1, 2 * cb);
+		OPENSSL_free(enc);
 	}
 	pt[0] = 0x04;
 	rv = kyso_pubkey_ec(pub, bits, pt, 1 + 2 * cb);

@@ -46,23 +46,22 @@ test_sign() {
 	cons_grep "^Signing using .*\.\.\. ok" "$W/test-sign-$name.log" "$name: sign"
 	cons_grep "^Verifying against public key in the token\.\.\. ok" \
 		"$W/test-sign-$name.log" "$name: verify"
+	case $name in
+	*-pss) cons_grep "Signing using RSA-PSS" "$W/test-sign-$name.log" "$name: not PSS" ;;
+	esac
 }
 
-test_sign rsa-pkcs1 "$tok;object=PIV%20AUTH%20key;type=private"
-test_sign rsa-pss "$tok;id=%01;type=private" --sign-params RSA-PSS
-cons_grep "RSA-PSS" "$W/test-sign-rsa-pss.log" "rsa-pss: not PSS"
-test_sign ecdsa-p256 "$tok;object=SIGN%20key;type=private"
-test_sign ecdsa-p384 "$tok;id=%04;type=private"
+cons_check "--test-sign RSA PKCS#1" test_sign rsa-pkcs1 "$tok;object=PIV%20AUTH%20key;type=private"
+cons_check "--test-sign RSA-PSS" test_sign rsa-pss "$tok;id=%01;type=private" \
+	--sign-params RSA-PSS
+cons_check "--test-sign ECDSA P-256" test_sign ecdsa-p256 "$tok;object=SIGN%20key;type=private"
+cons_check "--test-sign ECDSA P-384" test_sign ecdsa-p384 "$tok;id=%04;type=private"
 
 cons_step "p11tool --test-sign with a wrong PIN fails"
 before=$(cons_verify_failures)
 GNUTLS_PIN=000000 cons_run_fails "$W/test-sign-badpin.log" "${p11[@]}" --login \
 	--test-sign "$tok;id=%01;type=private"
-if [ "$MODULE_KIND" = kyso ]; then
-	after=$(cons_verify_failures)
-	[ "$((after - before))" -eq 1 ] ||
-		cons_fail "a wrong PIN cost $((after - before)) tries, expected 1"
-fi
+cons_expect_verify_failures "$before" 1 "p11tool"
 
 cons_server_cert
 
@@ -82,7 +81,7 @@ tls() {
 			sed 's/^/    | /' "$W/gnutls-cli-$name.log" "$W/s_server-$name.log" >&2
 			cons_fail "gnutls-cli $name"
 		}
-	wait "$srv" 2>/dev/null
+	cons_reap "$srv" 5
 	cons_grep "Handshake was completed" "$W/gnutls-cli-$name.log" "$name: no handshake"
 	cons_grep "HTTP/1.0 200 ok" "$W/gnutls-cli-$name.log" "$name: no page"
 	sed -n '/^Client certificate/,$p' "$W/gnutls-cli-$name.log" >"$W/page-$name"
@@ -92,6 +91,6 @@ tls() {
 		"$name: s_server did not verify the client certificate"
 }
 
-tls rsa "kyso test 9a" 01
-tls ecdsa-p384 "kyso test 9e" 04
-exit 0
+cons_check "gnutls-cli RSA" tls rsa "kyso test 9a" 01
+cons_check "gnutls-cli ECDSA P-384" tls ecdsa-p384 "kyso test 9e" 04
+cons_done

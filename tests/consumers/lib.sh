@@ -98,6 +98,30 @@ cons_nogrep() {
 	cons_fail "$3"
 }
 
+# cons_check WHAT CMD...: runs CMD (usually a function of the test) in a
+# subshell with its own clean-up; if it fails, the failure is recorded and
+# the test goes on with its next check. cons_done ends the test with the
+# verdict, so one failure does not hide the others.
+cons_failed=()
+cons_check() {
+	local what=$1
+	shift
+	(
+		cons_pgids=()
+		trap 'cons_cleanup' EXIT
+		"$@"
+	) || cons_failed+=("$what")
+}
+
+cons_done() {
+	[ ${#cons_failed[@]} -eq 0 ] && exit 0
+	local f
+	for f in "${cons_failed[@]}"; do
+		echo "$cons_me: FAILED: $f" >&2
+	done
+	cons_fail "${#cons_failed[@]} check(s) failed"
+}
+
 # A free TCP port on 127.0.0.1 (the kernel's pick; a server that can bind
 # port 0 itself should do so instead).
 cons_free_port() {
@@ -105,21 +129,6 @@ cons_free_port() {
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
-}
-
-# Waits until something listens on 127.0.0.1:PORT (at most S seconds);
-# fails if the process PID died first.
-cons_wait_port() {
-	local port=$1 pid=$2 s=${3:-10} i
-	for ((i = 0; i < s * 20; i++)); do
-		"$CONS_PY" -c 'import socket, sys
-s = socket.socket()
-s.settimeout(0.2)
-sys.exit(s.connect_ex(("127.0.0.1", int(sys.argv[1]))))' "$port" 2>/dev/null && return 0
-		kill -0 "$pid" 2>/dev/null || return 1
-		sleep 0.05
-	done
-	return 1
 }
 
 # Waits until FILE matches the extended regexp (at most S seconds); fails
@@ -159,6 +168,17 @@ cons_kill_group() {
 	kill -KILL -- "-$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	return 0
+}
+
+# cons_reap PID S: gives the process group led by PID S seconds to end on
+# its own (a server that served its one connection), then ends it.
+cons_reap() {
+	local pid=$1 s=${2:-5} i
+	for ((i = 0; i < s * 20; i++)); do
+		kill -0 -- "-$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	cons_kill_group "$pid"
 }
 
 cons_cleanup_hooks=()
@@ -231,10 +251,28 @@ cons_card_insert() {
 	fi
 }
 
-# Wrong-PIN tries the card counted (kyso only; empty for SoftHSM).
+# Wrong-PIN tries the card counted so far (kyso only; empty for SoftHSM).
 cons_verify_failures() {
 	[ "$MODULE_KIND" = kyso ] || return 0
 	sed -n 's/^verify_fail=//p' "$KYSO_VCARD_STATS"
+}
+
+# cons_expect_verify_failures BEFORE N WHAT: the card counted exactly N
+# wrong-PIN tries since BEFORE (kyso only). The card rewrites its counters
+# just after it answered, so the host can be done before they are: wait
+# for them, then a little longer for any try too many.
+cons_expect_verify_failures() {
+	local before=$1 n=$2 what=$3 now i
+	[ "$MODULE_KIND" = kyso ] || return 0
+	for ((i = 0; i < 40; i++)); do
+		now=$(cons_verify_failures)
+		[ "$((now - before))" -ge "$n" ] && break
+		sleep 0.05
+	done
+	sleep 0.2
+	now=$(cons_verify_failures)
+	[ "$((now - before))" -eq "$n" ] ||
+		cons_fail "$what: the card counted $((now - before)) wrong PIN tries, expected $n"
 }
 
 # --- the shared fixture: provisioned card + SoftHSM2 token template -------
@@ -289,8 +327,11 @@ cons_softhsm_template() {
 		local usage=(--usage-sign)
 		[ "$slot" = 9a ] && usage+=(--usage-decrypt)
 		[ "$slot" = 9d ] && usage=(--usage-decrypt)
-		local always=()
-		[ "$slot" = 9c ] && always=(--always-auth)
+		# Like PIV: 9C wants the PIN before each use; 9E needs no PIN
+		# at all (not a private object), the others need a login.
+		local always=(--private)
+		[ "$slot" = 9c ] && always+=(--always-auth)
+		[ "$slot" = 9e ] && always=()
 		"${p11[@]}" --write-object "$d/key-$slot.pem" --type privkey \
 			--id "$id" --label "$label" "${usage[@]}" "${always[@]}" \
 			--sensitive >"$d/import.log" 2>&1 &&
@@ -346,7 +387,7 @@ cons_outside() {
 	kyso | softhsm) ;;
 	*) cons_fail "KYSO_TEST_MODULE is kyso or softhsm, not '$kind'" ;;
 	esac
-	cons_me="$cons_me[$kind]"
+	cons_me="${cons_me}[$kind]"
 	work=$(mktemp -d "${TMPDIR:-/tmp}/kyso-cons.XXXXXX") || cons_fail "mktemp"
 	fx=${KYSO_CONSUMERS_FIXTURE:-}
 	if [ -z "$fx" ]; then
@@ -387,7 +428,7 @@ cons_outside() {
 
 cons_inside() {
 	set -uo pipefail
-	cons_me="$cons_me[$MODULE_KIND]"
+	cons_me="${cons_me}[$MODULE_KIND]"
 	W=$CONS_WORK/w
 	mkdir -p "$W"
 	TOKEN="kyso test 9a"

@@ -51,25 +51,29 @@ sign() {
 		-inkey "$cert" -in "$W/bad256" -sigfile "$W/sig-$name" "${opts[@]}"
 }
 
-sign rsa-pkcs1 "$uri_9a" "$CERT_9A" h256 digest:sha256
-sign rsa-pss "$uri_9a" "$CERT_9A" h256 digest:sha256 rsa_padding_mode:pss \
-	rsa_pss_saltlen:32
-sign ecdsa-p256 "$uri_9c" "$CERT_9C" h256
-sign ecdsa-p384 "$uri_9e" "$CERT_9E" h384
+cons_check "pkeyutl RSA PKCS#1" sign rsa-pkcs1 "$uri_9a" "$CERT_9A" h256 \
+	digest:sha256
+cons_check "pkeyutl RSA-PSS" sign rsa-pss "$uri_9a" "$CERT_9A" h256 \
+	digest:sha256 rsa_padding_mode:pss rsa_pss_saltlen:32
+cons_check "pkeyutl ECDSA P-256" sign ecdsa-p256 "$uri_9c" "$CERT_9C" h256
+cons_check "pkeyutl ECDSA P-384" sign ecdsa-p384 "$uri_9e" "$CERT_9E" h384
 
-cons_step "req -new -x509 with the token key"
-cons_run "$W/req.log" openssl req "${eng[@]}" -key "$uri_9a" -new -x509 \
-	-subj "/CN=kyso self-signed" -days 1 -sha256 -out "$W/self.pem"
-cons_run "$W/self-verify.log" openssl verify -CAfile "$W/self.pem" "$W/self.pem"
-cons_grep ': OK$' "$W/self-verify.log" "self-signed certificate does not verify"
-openssl x509 -in "$W/self.pem" -noout -pubkey >"$W/self-pub.pem"
-openssl x509 -in "$CERT_9A" -noout -pubkey >"$W/9a-pub.pem"
-cmp -s "$W/self-pub.pem" "$W/9a-pub.pem" ||
-	cons_fail "req: certificate's key is not the token's 9A key"
+req() {
+	cons_step "req -new -x509 with the token key"
+	cons_run "$W/req.log" openssl req "${eng[@]}" -key "$uri_9a" -new -x509 \
+		-subj "/CN=kyso self-signed" -days 1 -sha256 -out "$W/self.pem"
+	cons_run "$W/self-verify.log" openssl verify -CAfile "$W/self.pem" "$W/self.pem"
+	cons_grep ': OK$' "$W/self-verify.log" "self-signed certificate does not verify"
+	openssl x509 -in "$W/self.pem" -noout -pubkey >"$W/self-pub.pem"
+	openssl x509 -in "$CERT_9A" -noout -pubkey >"$W/9a-pub.pem"
+	cmp -s "$W/self-pub.pem" "$W/9a-pub.pem" ||
+		cons_fail "req: certificate's key is not the token's 9A key"
+}
+cons_check "req -new -x509" req
 
-cons_step "cms -sign (RSA 9A and ECDSA 9C) and cms -verify"
 cms() {
 	local name=$1 uri=$2 cert=$3
+	cons_step "cms -sign with $name, cms -verify"
 	cons_run "$W/cms-$name.log" with_pin openssl cms -sign "${eng[@]}" -inkey "$uri" \
 		-signer "$cert" -md sha256 -nodetach -binary -in "$W/data.txt" \
 		-outform DER -out "$W/data-$name.p7s"
@@ -90,8 +94,8 @@ cms() {
 	cons_run_fails "$W/cms-bad-$name.log" openssl cms -verify -inform DER \
 		-in "$W/bad-$name.p7s" -CAfile "$CA" -binary -out /dev/null
 }
-cms 9a "$uri_9a" "$CERT_9A"
-cms 9c "$uri_9c" "$CERT_9C"
+cons_check "cms -sign RSA" cms 9a "$uri_9a" "$CERT_9A"
+cons_check "cms -sign ECDSA" cms 9c "$uri_9c" "$CERT_9C"
 
 cons_step "s_client TLS client authentication against s_server -Verify 1"
 cons_server_cert
@@ -100,13 +104,14 @@ cons_server_cert
 tls() {
 	local name=$1 cn=$2 srv
 	shift 2
+	cons_step "s_client: $name"
 	cons_s_server "$W/s_server-$name.log"
 	srv=$cons_bg_pid port=$cons_port
 	printf 'GET / HTTP/1.0\r\n\r\n' |
 		setsid -w openssl s_client -connect "127.0.0.1:$port" \
 			-servername localhost -CAfile "$CA" -verify_return_error \
 			-ign_eof "$@" >"$W/s_client-$name.log" 2>&1
-	wait "$srv" 2>/dev/null
+	cons_reap "$srv" 5
 	if [ -z "$cn" ]; then
 		cons_nogrep "^HTTP/1.0 200" "$W/s_client-$name.log" \
 			"$name: s_server answered a client without a certificate"
@@ -126,8 +131,10 @@ tls() {
 		"$name: s_server reported a verify error"
 }
 
-tls rsa-tls1.3 "kyso test 9a" "${eng[@]}" -key "$uri_9a" -cert "$CERT_9A" -tls1_3
-tls ecdsa-tls1.2 "kyso test 9e" "${eng[@]}" -key "$uri_9e" -cert "$CERT_9E" -tls1_2
+cons_check "s_client RSA TLS 1.3" tls rsa-tls1.3 "kyso test 9a" \
+	"${eng[@]}" -key "$uri_9a" -cert "$CERT_9A" -tls1_3
+cons_check "s_client ECDSA TLS 1.2" tls ecdsa-tls1.2 "kyso test 9e" \
+	"${eng[@]}" -key "$uri_9e" -cert "$CERT_9E" -tls1_2
 # The same server refuses a client without a certificate: the check bites.
-tls no-cert ""
-exit 0
+cons_check "s_server refuses no certificate" tls no-cert ""
+cons_done
