@@ -124,6 +124,25 @@ CK_RV kyso_cipher_cbc(enum kyso_cipher alg, const uint8_t *key, size_t keylen,
 		      size_t len, uint8_t *out);
 size_t kyso_cipher_block(enum kyso_cipher alg);
 
+/* --- MACs, for card secure messaging (mac.c) ---------------------------- */
+/* ISO/IEC 9797-1 MAC algorithm 3 (retail MAC) with DES: DES-CBC under the
+ * first half of a 16-byte key from the chaining value iv (8 bytes, NULL =
+ * zeros), the last block also decrypted under the second half and encrypted
+ * again under the first. in is already padded (len a non-zero multiple of
+ * 8); out gets 8 bytes. */
+CK_RV kyso_mac_retail(const uint8_t key[16], const uint8_t *iv,
+		      const uint8_t *in, size_t len, uint8_t out[8]);
+/* CBC-MAC: the last block of CBC encryption of in (already padded) from iv
+ * (one block, NULL = zeros); out gets one block. */
+CK_RV kyso_mac_cbc(enum kyso_cipher alg, const uint8_t *key, size_t keylen,
+		   const uint8_t *iv, const uint8_t *in, size_t len,
+		   uint8_t *out);
+/* AES-CMAC (RFC 4493) of in (any length, its own padding), the CBC starting
+ * from the chaining value iv (16 bytes; NULL = zeros, which is RFC 4493).
+ * out gets the 16-byte tag. */
+CK_RV kyso_mac_cmac(const uint8_t *key, size_t keylen, const uint8_t *iv,
+		    const uint8_t *in, size_t len, uint8_t out[16]);
+
 /* --- randomness and memory --------------------------------------------- */
 CK_RV kyso_random(uint8_t *p, size_t n);
 /* Compares in time independent of content. 0 when equal. */

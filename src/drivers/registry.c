@@ -7,6 +7,9 @@
 #include "token/token.h"
 
 const struct kyso_driver *const kyso_drivers[] = {
+	/* ATR first, then one GET DATA only on a matching ATR: free for
+	 * every other card, and spares the token a foreign SELECT. */
+	&kyso_driver_epass2003,
 	&kyso_driver_piv,
 	NULL,
 };

@@ -123,9 +123,11 @@ static CK_RV finish(struct xfer *x, const struct kyso_apdu *last,
 	size_t n;
 	CK_RV rv;
 
-	/* A PIN is never sent twice: a card that said 6Cxx to a VERIFY may
-	 * have counted the attempt all the same. */
-	resent = kyso_apdu_is_secret(hdr, sizeof(hdr));
+	/* A PIN is never sent twice: a card that said 6Cxx to a VERIFY (or to
+	 * any command flagged secret, such as a vendor PIN check) may have
+	 * counted the attempt all the same. */
+	resent = kyso_apdu_is_secret(hdr, sizeof(hdr)) ||
+		 (last->flags & KYSO_APDU_SECRET);
 	rv = send_one(x, &cur);
 	for (;;) {
 		if (rv != CKR_OK)

@@ -146,6 +146,7 @@ struct kyso_driver {
 /* The driver table, in probing order. */
 extern const struct kyso_driver *const kyso_drivers[];
 extern const struct kyso_driver kyso_driver_piv;
+extern const struct kyso_driver kyso_driver_epass2003;
 
 /* Binds a connected card: probes drivers in order, binds the first that
  * matches. CKR_TOKEN_NOT_RECOGNIZED when none does. On success tok owns card. */

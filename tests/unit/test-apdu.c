@@ -686,6 +686,32 @@ START_TEST(transmit_returns_a_second_6cxx_as_the_status_word)
 }
 END_TEST
 
+START_TEST(transmit_never_resends_a_secret_command_after_6cxx)
+{
+	/* A vendor PIN check (ePass2003 INS 82) is not an ISO PIN command:
+	 * the secret flag alone must stop the re-send. */
+	static const struct kyso_script_step steps[] = {
+	    {"0082018108 0102030405060708", "6C08"},
+	};
+	static const uint8_t crypto[] = {1, 2, 3, 4, 5, 6, 7, 8};
+	struct kyso_card *c = script(steps, N(steps));
+	struct kyso_apdu a = {.ins = 0x82,
+			      .p1 = 0x01,
+			      .p2 = 0x81,
+			      .data = crypto,
+			      .lc = sizeof(crypto),
+			      .flags = KYSO_APDU_SECRET};
+	struct kyso_buf b = KYSO_BUF_INIT;
+	uint16_t sw;
+
+	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
+	ck_assert_uint_eq(sw, 0x6c08);
+	assert_script_done(c);
+	kyso_buf_free(&b);
+	kyso_card_free(c);
+}
+END_TEST
+
 START_TEST(transmit_never_resends_a_pin_command_after_6cxx)
 {
 	static const struct kyso_script_step steps[] = {
@@ -1486,6 +1512,7 @@ static Suite *apdu_suite(void)
 	tcase_add_test(tc, transmit_resends_a_command_with_data_after_6cxx);
 	tcase_add_test(tc, transmit_returns_a_second_6cxx_as_the_status_word);
 	tcase_add_test(tc, transmit_never_resends_a_pin_command_after_6cxx);
+	tcase_add_test(tc, transmit_never_resends_a_secret_command_after_6cxx);
 	tcase_add_test(tc, transmit_resends_get_response_after_6cxx);
 	tcase_add_test(tc, transmit_survives_61xx_and_6cxx_alternating_forever);
 	tcase_add_test(
