@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "pkcs11/internal.h"
+#include "kyso/vendor.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -71,10 +72,18 @@ static CK_FUNCTION_LIST_3_0 list_30 = {
 
 static CK_CHAR iface_name[] = "PKCS 11";
 
+/* What standard PKCS#11 cannot tell (include/kyso/vendor.h); kyso(1) uses it. */
+static KYSO_VENDOR_FUNCTION_LIST list_vendor = {
+	{1, 0},
+	kyso_C_KysoGetPinTries,
+};
+static CK_CHAR vendor_name[] = KYSO_VENDOR_INTERFACE;
+
 /* 3.0 first: callers that take the first entry get the newest list. */
 static CK_INTERFACE interfaces[] = {
 	{iface_name, &list_30, 0},
 	{iface_name, &list_240, 0},
+	{vendor_name, &list_vendor, 0},
 };
 
 #define NIFACES (sizeof(interfaces) / sizeof(interfaces[0]))
@@ -113,11 +122,14 @@ EXPORT CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName,
 
 	if (!ppInterface)
 		return CKR_ARGUMENTS_BAD;
-	if (pInterfaceName &&
-	    strcmp((const char *)pInterfaceName, (const char *)iface_name) != 0)
-		return CKR_ARGUMENTS_BAD;
 	for (i = 0; i < NIFACES; i++) {
 		const CK_VERSION *v = interfaces[i].pFunctionList;
+
+		/* No name: the standard interface only. */
+		if (strcmp((const char *)(pInterfaceName ? pInterfaceName
+							 : iface_name),
+			   (const char *)interfaces[i].pInterfaceName) != 0)
+			continue;
 
 		if (pVersion && (v->major != pVersion->major ||
 				 v->minor != pVersion->minor))

@@ -284,6 +284,34 @@ CK_RV kyso_token_of_slot(CK_SLOT_ID id, struct kyso_slot **slotp,
 	return kyso_slot_token(&kyso_mod.slots, s, tok);
 }
 
+/* The vendor interface: the PIN (or PUK) tries left as the card last told,
+ * from memory. */
+CK_RV kyso_C_KysoGetPinTries(CK_SLOT_ID slotID, CK_USER_TYPE who,
+			     CK_ULONG_PTR pulLeft)
+{
+	struct kyso_token *tok;
+	int tries = -1;
+	CK_RV rv;
+
+	return_val_if_fail(pulLeft != NULL, CKR_ARGUMENTS_BAD);
+	kyso_lock();
+	KYSO_CHECK_INIT();
+	rv = kyso_token_of_slot(slotID, NULL, &tok);
+	if (rv == CKR_OK) {
+		if (who == CKU_USER)
+			tries = tok->user_tries;
+		else if (who == CKU_SO)
+			tries = tok->so_tries;
+		else
+			rv = CKR_USER_TYPE_INVALID;
+		if (rv == CKR_OK)
+			*pulLeft = tries < 0 ? CK_UNAVAILABLE_INFORMATION
+					     : (CK_ULONG)tries;
+	}
+	kyso_unlock();
+	return rv;
+}
+
 CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pList,
 			 CK_ULONG_PTR pulCount)
 {

@@ -54,6 +54,10 @@ void kyso_unlock(void);
 		}                                                              \
 	} while (0)
 
+/* The vendor interface (include/kyso/vendor.h). */
+CK_RV kyso_C_KysoGetPinTries(CK_SLOT_ID slotID, CK_USER_TYPE who,
+			     CK_ULONG_PTR pulLeft);
+
 #define return_val_if_fail(cond, val)                                          \
 	do {                                                                   \
 		if (!(cond))                                                   \

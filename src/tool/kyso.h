@@ -21,16 +21,16 @@
 /* Exit codes; kyso(1) documents them, tests/integration/tool.sh checks them. */
 enum {
 	KX_OK = 0,
-	KX_FAIL = 1,	     /* the operation failed (card or system error) */
-	KX_USAGE = 2,	     /* bad command line or input file */
-	KX_NO_READER = 3,    /* no reader, or pcscd not reachable */
-	KX_NO_TOKEN = 4,     /* no card, or a card kyso does not know */
+	KX_FAIL = 1,	      /* the operation failed (card or system error) */
+	KX_USAGE = 2,	      /* bad command line or input file */
+	KX_NO_READER = 3,     /* no reader, or pcscd not reachable */
+	KX_NO_TOKEN = 4,      /* no card, or a card kyso does not know */
 	KX_PIN_INCORRECT = 5, /* wrong PIN, PUK or management key */
-	KX_PIN_LOCKED = 6,   /* PIN (or PUK) blocked */
-	KX_NOT_FOUND = 7,    /* no such key or certificate on the token */
+	KX_PIN_LOCKED = 6,    /* PIN (or PUK) blocked */
+	KX_NOT_FOUND = 7,     /* no such key or certificate on the token */
 	KX_BAD_SIGNATURE = 8, /* verify: signature or certificate not good */
-	KX_MODULE = 9,	     /* the PKCS#11 module cannot be loaded */
-	KX_CANCELLED = 10,   /* cancelled, or the new PINs did not match */
+	KX_MODULE = 9,	      /* the PKCS#11 module cannot be loaded */
+	KX_CANCELLED = 10,    /* cancelled, or the new PINs did not match */
 };
 
 /* Options every subcommand may get. */
@@ -47,8 +47,14 @@ extern const char *kx_prog;
 
 /* One line "kyso: message" on stderr; returns code. */
 int kx_fail(int code, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 void kx_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* One line "kyso: message (see "kyso CMD --help")"; returns KX_USAGE. */
+int kx_usage_fail(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Prints indent spaces, label, then pads to width columns (UTF-8 aware)
+ * and one space: the left column of a listing. */
+void kx_field(FILE *f, int indent, const char *label, int width);
 
 /* --- p11.c: the module through PKCS#11 --------------------------------- */
 struct kx_token {
@@ -75,6 +81,11 @@ void kx_trim(char *dst, size_t cap, const CK_UTF8CHAR *src, size_t len);
 const char *kx_rv_text(CK_RV rv);
 /* The exit code that fits rv. */
 int kx_rv_exit(CK_RV rv);
+/* PIN (CKU_USER) or PUK (CKU_SO) tries left as the module last heard from
+ * the card, through its vendor interface; -1 when it cannot tell. */
+int kx_pin_tries(struct kx_token *t, CK_USER_TYPE who);
+/* Re-reads the token flags (after a PIN operation). */
+void kx_token_refresh(struct kx_token *t);
 
 /* Objects. */
 int kx_find(struct kx_token *t, CK_OBJECT_CLASS cls, const CK_BYTE *id,
@@ -121,24 +132,27 @@ struct kx_secret {
 int kx_secret_read(const char *prompt, struct kx_secret *out);
 /* A new PIN: read twice from the terminal (once from --pin-fd) and checked
  * against the token's length limits. */
-int kx_secret_new(struct kx_token *t, const char *prompt,
-		  const char *confirm, struct kx_secret *out);
+int kx_secret_new(struct kx_token *t, struct kx_secret *out);
 void kx_secret_wipe(struct kx_secret *s);
-/* Tells how many tries the PIN (who = CKU_USER) or PUK (CKU_SO) has left;
- * refuses (KX_PIN_LOCKED) when it is blocked. Called before asking. */
-int kx_pin_state(struct kx_token *t, CK_USER_TYPE who);
-/* "3 tries left", "last try", ... for `kyso list`; NULL when unknown. */
-const char *kx_pin_state_text(struct kx_token *t, CK_USER_TYPE who,
-			      char *buf, size_t cap);
+/* The credentials the CLI asks for. */
+enum kx_cred {
+	KX_CRED_PIN,   /* CKU_USER */
+	KX_CRED_PUK,   /* CKU_SO, to unblock the PIN */
+	KX_CRED_ADMIN, /* CKU_SO: management key or SO PIN, for writes */
+};
+/* Tells how many tries the PIN or PUK has left; refuses (KX_PIN_LOCKED)
+ * when it is blocked. Called before asking for it. */
+int kx_pin_state(struct kx_token *t, enum kx_cred cred);
+/* "3 tries left", "locked", ... for `kyso list`; NULL when unknown. */
+const char *kx_pin_state_text(struct kx_token *t, enum kx_cred cred, char *buf,
+			      size_t cap);
 /* Logs in as the user: shows the tries, reads the PIN, sends it once. The
  * PIN is kept in *pin for a context-specific login (9C keys); wipe it. */
 int kx_login_user(struct kx_token *t, struct kx_secret *pin);
 /* Logs in as the security officer with the management key (for writes). */
 int kx_login_admin(struct kx_token *t);
-/* Message and exit code for a PIN operation that failed. what: "PIN",
- * "PUK", ... (already translated). */
-int kx_pin_failed(struct kx_token *t, CK_USER_TYPE who, const char *what,
-		  CK_RV rv);
+/* One message and the exit code for a PIN operation that failed with rv. */
+int kx_pin_failed(struct kx_token *t, enum kx_cred cred, CK_RV rv);
 /* Asks "yes" on the terminal unless --yes; KX_OK or KX_CANCELLED. */
 int kx_confirm(const char *question);
 
@@ -159,12 +173,24 @@ int kx_read_file(const char *path, unsigned char **p, size_t *n);
 /* Signs tbs with the token key as `alg` says; returns the signature as an
  * X.509 signature value (DER ECDSA-Sig-Value for EC). */
 enum kx_sigalg { KX_SIG_PKCS1, KX_SIG_PSS };
-int kx_token_sign(struct kx_token *t, struct kx_key *k,
-		  struct kx_secret *pin, const EVP_MD *md, enum kx_sigalg alg,
+int kx_token_sign(struct kx_token *t, struct kx_key *k, struct kx_secret *pin,
+		  const EVP_MD *md, enum kx_sigalg alg,
 		  const unsigned char *tbs, size_t tbslen, unsigned char **sig,
 		  size_t *siglen);
+/* sha256 (also for NULL), sha384, sha512; NULL for anything else. */
+const EVP_MD *kx_md_by_name(const char *name);
 /* The AlgorithmIdentifier of such a signature. */
 X509_ALGOR *kx_sig_algor(EVP_PKEY *pub, const EVP_MD *md, enum kx_sigalg alg);
+
+/* --- csr.c ------------------------------------------------------------ */
+/* "/C=VN/O=.../CN=..." into a name (UTF-8 values). */
+int kx_parse_subject(const char *s, X509_NAME **out);
+/* Builds a PKCS #10 request for k, has the token sign it (the user is
+ * logged in; pin for a context-specific login), checks the signature and
+ * writes it, PEM or DER, to outpath ("-": stdout). */
+int kx_csr_write(struct kx_token *t, struct kx_key *k, struct kx_secret *pin,
+		 const X509_NAME *name, const EVP_MD *md, enum kx_sigalg alg,
+		 const char *outpath, int as_der);
 
 /* --- subcommands ------------------------------------------------------ */
 int kx_cmd_list(int argc, char **argv);
@@ -194,7 +220,7 @@ enum {
 	KX_O_YES,
 	KX_O_HELP,
 };
-/* The usage line of a subcommand, for errors and --help. */
+/* The usage of a subcommand (cmd NULL: of kyso) on stdout, for --help. */
 int kx_usage(const char *cmd, int code);
 
 #endif

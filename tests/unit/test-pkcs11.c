@@ -448,12 +448,13 @@ START_TEST(interfaces_offer_a_240_and_a_30_list)
 	CK_FUNCTION_LIST_PTR fl;
 
 	ck_assert_uint_eq(C_GetInterfaceList(NULL, &n), CKR_OK);
-	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(n, 3);
 	n = 1;
 	ck_assert_uint_eq(C_GetInterfaceList(list, &n), CKR_BUFFER_TOO_SMALL);
 	n = 4;
 	ck_assert_uint_eq(C_GetInterfaceList(list, &n), CKR_OK);
 	ck_assert_str_eq((char *)list[0].pInterfaceName, "PKCS 11");
+	ck_assert_str_eq((char *)list[2].pInterfaceName, "Vendor kyso");
 	ck_assert_uint_eq(C_GetInterface(NULL, &v30, &ifc, 0), CKR_OK);
 	ck_assert_int_eq(((CK_VERSION *)ifc->pFunctionList)->major, 3);
 	ck_assert_ptr_eq(((CK_FUNCTION_LIST_3_0 *)ifc->pFunctionList)->C_Sign,
@@ -467,6 +468,11 @@ START_TEST(interfaces_offer_a_240_and_a_30_list)
 	ck_assert_uint_eq(C_GetInterface((CK_UTF8CHAR_PTR) "Vendor", NULL,
 					 &ifc, 0),
 			  CKR_ARGUMENTS_BAD);
+	/* kyso's own (include/kyso/vendor.h): never chosen without its name. */
+	ck_assert_uint_eq(C_GetInterface((CK_UTF8CHAR_PTR) "Vendor kyso", NULL,
+					 &ifc, 0),
+			  CKR_OK);
+	ck_assert_int_eq(((CK_VERSION *)ifc->pFunctionList)->major, 1);
 	ck_assert_uint_eq(C_GetFunctionList(&fl), CKR_OK);
 	ck_assert_int_eq(fl->version.major, 2);
 	ck_assert_ptr_eq(fl->C_WaitForSlotEvent, C_WaitForSlotEvent);
