@@ -282,28 +282,6 @@ struct ep {
 /* ------------------------------------------------------------------ */
 /* response buffer */
 
-struct wbuf {
-	uint8_t *p;
-	size_t len, cap;
-	int overflow;
-};
-
-static void put(struct wbuf *w, const void *p, size_t n)
-{
-	if (w->overflow || n > w->cap - w->len) {
-		w->overflow = 1;
-		return;
-	}
-	if (n)
-		memcpy(w->p + w->len, p, n);
-	w->len += n;
-}
-
-static void put_u8(struct wbuf *w, uint8_t v)
-{
-	put(w, &v, 1);
-}
-
 /* ------------------------------------------------------------------ */
 /* file tree */
 
@@ -934,21 +912,21 @@ fail:
  * answer is not public: 80 01 02 is OpenSC's KEY_TYPE_DES. */
 static void make_gd86(struct ep *s)
 {
-	struct wbuf w = {s->gd86, 0, sizeof(s->gd86), 0};
+	struct vcard_wbuf w = {s->gd86, 0, sizeof(s->gd86), 0};
 	uint8_t cipher = s->var == V_DES ? 0x02 : 0x01;
 
-	put(&w, "\x80\x01", 2);
-	put_u8(&w, cipher);
-	put(&w, s->var == V_FIPS ? "\x81\x02\x1D\xD4" : "\x81\x02\x01\xD5", 4);
-	put(&w, s->var == V_FIPS ? "\x82\x01\x00" : "\x82\x01\x03", 3);
-	put(&w, "\x83\x02\x00\x00", 4);
-	put(&w, "\x84\x01\x01", 3);
-	put(&w, "\x85\x0A\x00", 3);
-	put(&w, s->serial, 8);
-	put_u8(&w, 0x00);
-	put(&w, "\x86\x01\x00", 3);
+	vcard_put(&w, "\x80\x01", 2);
+	vcard_put_u8(&w, cipher);
+	vcard_put(&w, s->var == V_FIPS ? "\x81\x02\x1D\xD4" : "\x81\x02\x01\xD5", 4);
+	vcard_put(&w, s->var == V_FIPS ? "\x82\x01\x00" : "\x82\x01\x03", 3);
+	vcard_put(&w, "\x83\x02\x00\x00", 4);
+	vcard_put(&w, "\x84\x01\x01", 3);
+	vcard_put(&w, "\x85\x0A\x00", 3);
+	vcard_put(&w, s->serial, 8);
+	vcard_put_u8(&w, 0x00);
+	vcard_put(&w, "\x86\x01\x00", 3);
 	if (s->var == V_FIPS)
-		put(&w, "\x87\x01\x01", 3);
+		vcard_put(&w, "\x87\x01\x01", 3);
 	s->gd86len = w.len;
 }
 
@@ -1126,7 +1104,7 @@ static void ep_reset(struct vcard *vc)
 
 /* FCI of a selected file: the FCP it was created with, the record count
  * brought up to date (the real token corrects it the same way). */
-static void put_fci(const struct ep_file *f, struct wbuf *w)
+static void put_fci(const struct ep_file *f, struct vcard_wbuf *w)
 {
 	uint8_t buf[MAX_FCP];
 	const uint8_t *v;
@@ -1136,9 +1114,9 @@ static void put_fci(const struct ep_file *f, struct wbuf *w)
 	v = fcp_tag(buf, f->fcplen, 0x82, &l);
 	if (v && rec_type(f->type) && l >= 5)
 		buf[(size_t)(v - buf) + 4] = (uint8_t)f->nrec;
-	put_u8(w, 0x6F);
-	put_u8(w, (uint8_t)f->fcplen);
-	put(w, buf, f->fcplen);
+	vcard_put_u8(w, 0x6F);
+	vcard_put_u8(w, (uint8_t)f->fcplen);
+	vcard_put(w, buf, f->fcplen);
 }
 
 static void select_file(struct ep *s, struct ep_file *f)
@@ -1191,7 +1169,7 @@ static struct ep_file *lookup_fid(struct ep *s, uint16_t fid)
 }
 
 static uint16_t cmd_select(struct ep *s, uint8_t p1, uint8_t p2,
-			   const uint8_t *d, size_t n, struct wbuf *w)
+			   const uint8_t *d, size_t n, struct vcard_wbuf *w)
 {
 	struct ep_file *f;
 
@@ -1222,7 +1200,7 @@ static uint16_t cmd_select(struct ep *s, uint8_t p1, uint8_t p2,
 }
 
 static uint16_t cmd_read_binary(struct ep *s, uint8_t p1, uint8_t p2, size_t ne,
-				struct wbuf *w)
+				struct vcard_wbuf *w)
 {
 	struct ep_file *f = s->cur_ef;
 	size_t off = (size_t)(p1 & 0x7F) << 8 | p2, n;
@@ -1240,7 +1218,7 @@ static uint16_t cmd_read_binary(struct ep *s, uint8_t p1, uint8_t p2, size_t ne,
 	n = f->datalen - off;
 	if (n > ne)
 		n = ne;
-	put(w, f->data + off, n);
+	vcard_put(w, f->data + off, n);
 	return SW_OK;
 }
 
@@ -1266,7 +1244,7 @@ static uint16_t cmd_update_binary(struct vcard *vc, struct ep *s, uint8_t p1,
 }
 
 static uint16_t cmd_read_record(struct ep *s, uint8_t p1, uint8_t p2, size_t ne,
-				struct wbuf *w)
+				struct vcard_wbuf *w)
 {
 	struct ep_file *f = s->cur_ef;
 	size_t n;
@@ -1280,7 +1258,7 @@ static uint16_t cmd_read_record(struct ep *s, uint8_t p1, uint8_t p2, size_t ne,
 	if (p1 == 0 || p1 > f->nrec)
 		return SW_NO_RECORD;
 	n = f->reclen[p1 - 1];
-	put(w, f->rec[p1 - 1], n < ne ? n : ne);
+	vcard_put(w, f->rec[p1 - 1], n < ne ? n : ne);
 	return SW_OK;
 }
 
@@ -1420,7 +1398,7 @@ static uint16_t cmd_delete(struct vcard *vc, struct ep *s, uint8_t p1,
 	return SW_OK;
 }
 
-static uint16_t cmd_list(struct ep *s, struct wbuf *w)
+static uint16_t cmd_list(struct ep *s, struct vcard_wbuf *w)
 {
 	struct ep_file *c;
 
@@ -1429,8 +1407,8 @@ static uint16_t cmd_list(struct ep *s, struct wbuf *w)
 	for (c = s->cur_df->child; c; c = c->next) {
 		if (c->internal)
 			continue;
-		put_u8(w, (uint8_t)(c->fid >> 8));
-		put_u8(w, (uint8_t)c->fid);
+		vcard_put_u8(w, (uint8_t)(c->fid >> 8));
+		vcard_put_u8(w, (uint8_t)c->fid);
 	}
 	return SW_OK;
 }
@@ -1483,7 +1461,7 @@ static uint16_t key_check(struct vcard *vc, struct ep *s, struct ep_key *k,
 }
 
 static uint16_t cmd_get_challenge(struct ep *s, uint8_t p1, uint8_t p2,
-				  size_t ne, struct wbuf *w)
+				  size_t ne, struct vcard_wbuf *w)
 {
 	uint8_t r[16];
 	size_t n = ne >= 1 && ne <= 16 ? ne : 8;
@@ -1495,7 +1473,7 @@ static uint16_t cmd_get_challenge(struct ep *s, uint8_t p1, uint8_t p2,
 	memset(s->chal, 0, sizeof(s->chal));
 	memcpy(s->chal, r, n < 8 ? n : 8);
 	s->have_chal = 1;
-	put(w, r, n);
+	vcard_put(w, r, n);
 	return SW_OK;
 }
 
@@ -1731,7 +1709,7 @@ fail:
 }
 
 static uint16_t cmd_read_pubkey(struct ep *s, uint8_t p1, uint8_t p2,
-				const uint8_t *d, size_t n, struct wbuf *w)
+				const uint8_t *d, size_t n, struct vcard_wbuf *w)
 {
 	struct ep_file *pub;
 
@@ -1747,7 +1725,7 @@ static uint16_t cmd_read_pubkey(struct ep *s, uint8_t p1, uint8_t p2,
 		return 0x6981;
 	if (!allowed(s, pub, OP_READ))
 		return SW_SECURITY;
-	put(w, pub->data, pub->datalen);
+	vcard_put(w, pub->data, pub->datalen);
 	return SW_OK;
 }
 
@@ -1837,7 +1815,7 @@ static uint16_t cmd_mse(struct ep *s, uint8_t p1, uint8_t p2, const uint8_t *d,
 }
 
 static uint16_t op_rsa(struct vcard *vc, struct ep_file *k, const uint8_t *in,
-		       size_t n, struct wbuf *w)
+		       size_t n, struct vcard_wbuf *w)
 {
 	size_t mod = (size_t)BN_num_bytes(k->n);
 	BIGNUM *x = NULL, *y = NULL;
@@ -1863,7 +1841,7 @@ static uint16_t op_rsa(struct vcard *vc, struct ep_file *k, const uint8_t *in,
 		sw = SW_UNKNOWN;
 		goto out;
 	}
-	put(w, out, mod);
+	vcard_put(w, out, mod);
 	sw = SW_OK;
 out:
 	OPENSSL_cleanse(out, sizeof(out));
@@ -1874,7 +1852,7 @@ out:
 }
 
 static uint16_t op_ecdsa(struct vcard *vc, struct ep_file *k, const uint8_t *in,
-			 size_t n, struct wbuf *w)
+			 size_t n, struct vcard_wbuf *w)
 {
 	uint8_t der[80], rs[64];
 	size_t dl = sizeof(der);
@@ -1901,12 +1879,12 @@ static uint16_t op_ecdsa(struct vcard *vc, struct ep_file *k, const uint8_t *in,
 	ECDSA_SIG_free(sig);
 	if (!ok)
 		return SW_UNKNOWN;
-	put(w, rs, sizeof(rs));
+	vcard_put(w, rs, sizeof(rs));
 	return SW_OK;
 }
 
 static uint16_t cmd_pso(struct vcard *vc, struct ep *s, uint8_t p1, uint8_t p2,
-			const uint8_t *d, size_t n, struct wbuf *w)
+			const uint8_t *d, size_t n, struct vcard_wbuf *w)
 {
 	struct ep_file *k = s->env_key;
 
@@ -1924,16 +1902,16 @@ static uint16_t cmd_pso(struct vcard *vc, struct ep *s, uint8_t p1, uint8_t p2,
 }
 
 static uint16_t cmd_get_data(struct ep *s, uint8_t p1, uint8_t p2,
-			     struct wbuf *w)
+			     struct vcard_wbuf *w)
 {
 	if (p1 != 0x01)
 		return SW_WRONG_P1P2;
 	if (p2 == 0x86) {
-		put(w, s->gd86, s->gd86len);
+		vcard_put(w, s->gd86, s->gd86len);
 		return SW_OK;
 	}
 	if (p2 == 0x80) {
-		put(w, s->serial, sizeof(s->serial));
+		vcard_put(w, s->serial, sizeof(s->serial));
 		return SW_OK;
 	}
 	return SW_REF_MISSING;
@@ -1943,7 +1921,7 @@ static uint16_t cmd_get_data(struct ep *s, uint8_t p1, uint8_t p2,
 /* mutual authentication (plain) */
 
 static uint16_t cmd_init_update(struct ep *s, uint8_t p1, uint8_t p2,
-				const uint8_t *d, size_t n, struct wbuf *w)
+				const uint8_t *d, size_t n, struct vcard_wbuf *w)
 {
 	uint8_t crypto[8];
 	int fips = s->var == V_FIPS;
@@ -1961,14 +1939,14 @@ static uint16_t cmd_init_update(struct ep *s, uint8_t p1, uint8_t p2,
 			 crypto) < 0)
 		return SW_UNKNOWN;
 	/* key diversification data: the serial, padded */
-	put(w, s->serial, 8);
-	put(w, "\x00\x00", 2);
-	put_u8(w, 0x01);	       /* key version */
-	put_u8(w, fips ? 0x03 : 0x01); /* SCP */
+	vcard_put(w, s->serial, 8);
+	vcard_put(w, "\x00\x00", 2);
+	vcard_put_u8(w, 0x01);	       /* key version */
+	vcard_put_u8(w, fips ? 0x03 : 0x01); /* SCP */
 	if (fips)
-		put_u8(w, 0x00);
-	put(w, s->card_chal, 8);
-	put(w, crypto, 8);
+		vcard_put_u8(w, 0x00);
+	vcard_put(w, s->card_chal, 8);
+	vcard_put(w, crypto, 8);
 	s->auth_pending = 1;
 	return SW_OK;
 }
@@ -1999,7 +1977,7 @@ static uint16_t cmd_ext_auth_sm(struct ep *s, uint8_t p1, uint8_t p2,
 
 static uint16_t dispatch(struct vcard *vc, struct ep *s, uint8_t cla,
 			 uint8_t ins, uint8_t p1, uint8_t p2, const uint8_t *d,
-			 size_t n, size_t ne, struct wbuf *w)
+			 size_t n, size_t ne, struct vcard_wbuf *w)
 {
 	if (cla == 0x80) {
 		switch (ins) {
@@ -2208,7 +2186,7 @@ static size_t sm_apdu(struct vcard *vc, struct ep *s, const struct apdu *a,
 	uint8_t hdr[4] = {a->cla, a->ins, a->p1, a->p2}, want[8];
 	size_t clen = 0, ne = 0, tlvlen = 0, l, hl, alloc = 0;
 	uint8_t *plain = NULL, out[RESP_MAX];
-	struct wbuf w = {out, 0, sizeof(out), 0};
+	struct vcard_wbuf w = {out, 0, sizeof(out), 0};
 	int has_le = 0, case1;
 	uint16_t sw;
 	size_t r;
@@ -2298,7 +2276,7 @@ static size_t ep_apdu(struct vcard *vc, const uint8_t *cmd, size_t len,
 {
 	struct ep *s = vc->pstate;
 	uint8_t out[RESP_MAX];
-	struct wbuf w = {out, 0, sizeof(out), 0};
+	struct vcard_wbuf w = {out, 0, sizeof(out), 0};
 	struct apdu a;
 	uint16_t sw;
 	size_t r;

@@ -125,62 +125,39 @@ struct piv {
 /* ------------------------------------------------------------------ */
 /* BER-TLV */
 
-/* A response under construction; overflow is sticky and reported once. */
-struct wbuf {
-	uint8_t *p;
-	size_t len, cap;
-	int overflow;
-};
-
-static void put(struct wbuf *w, const void *p, size_t n)
-{
-	if (w->overflow || n > w->cap - w->len) {
-		w->overflow = 1;
-		return;
-	}
-	if (n)
-		memcpy(w->p + w->len, p, n);
-	w->len += n;
-}
-
-static void put_u8(struct wbuf *w, uint8_t v)
-{
-	put(w, &v, 1);
-}
-
 static size_t len_size(size_t n)
 {
 	return n < 0x80 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 4;
 }
 
-static void put_hdr(struct wbuf *w, unsigned tag, size_t n)
+static void put_hdr(struct vcard_wbuf *w, unsigned tag, size_t n)
 {
 	if (tag > 0xFFFF)
-		put_u8(w, (uint8_t)(tag >> 16));
+		vcard_put_u8(w, (uint8_t)(tag >> 16));
 	if (tag > 0xFF)
-		put_u8(w, (uint8_t)(tag >> 8));
-	put_u8(w, (uint8_t)tag);
+		vcard_put_u8(w, (uint8_t)(tag >> 8));
+	vcard_put_u8(w, (uint8_t)tag);
 	if (n < 0x80) {
-		put_u8(w, (uint8_t)n);
+		vcard_put_u8(w, (uint8_t)n);
 	} else if (n < 0x100) {
-		put_u8(w, 0x81);
-		put_u8(w, (uint8_t)n);
+		vcard_put_u8(w, 0x81);
+		vcard_put_u8(w, (uint8_t)n);
 	} else if (n < 0x10000) {
-		put_u8(w, 0x82);
-		put_u8(w, (uint8_t)(n >> 8));
-		put_u8(w, (uint8_t)n);
+		vcard_put_u8(w, 0x82);
+		vcard_put_u8(w, (uint8_t)(n >> 8));
+		vcard_put_u8(w, (uint8_t)n);
 	} else {
-		put_u8(w, 0x83);
-		put_u8(w, (uint8_t)(n >> 16));
-		put_u8(w, (uint8_t)(n >> 8));
-		put_u8(w, (uint8_t)n);
+		vcard_put_u8(w, 0x83);
+		vcard_put_u8(w, (uint8_t)(n >> 16));
+		vcard_put_u8(w, (uint8_t)(n >> 8));
+		vcard_put_u8(w, (uint8_t)n);
 	}
 }
 
-static void put_tlv(struct wbuf *w, unsigned tag, const void *v, size_t n)
+static void put_tlv(struct vcard_wbuf *w, unsigned tag, const void *v, size_t n)
 {
 	put_hdr(w, tag, n);
-	put(w, v, n);
+	vcard_put(w, v, n);
 }
 
 static size_t tlv_size(unsigned tag, size_t n)
@@ -405,7 +382,7 @@ static int make_chuid(struct piv *s)
 	    0x73, 0x9D, 0x83, 0x68, 0x58, 0x21, 0x08, 0x42, 0x10,
 	    0x84, 0x21, 0xC8, 0x42, 0x10, 0xC3, 0xEB};
 	uint8_t guid[16], buf[96];
-	struct wbuf w = {buf, 0, sizeof(buf), 0};
+	struct vcard_wbuf w = {buf, 0, sizeof(buf), 0};
 
 	if (RAND_bytes(guid, sizeof(guid)) != 1)
 		return -1;
@@ -427,7 +404,7 @@ static int make_ccc(struct piv *s)
 {
 	uint8_t id[21] = {0xA0, 0x00, 0x00, 0x01, 0x16, 0xFF, 0x02};
 	uint8_t buf[96];
-	struct wbuf w = {buf, 0, sizeof(buf), 0};
+	struct vcard_wbuf w = {buf, 0, sizeof(buf), 0};
 	static const uint8_t v21 = 0x21, pkcs15 = 0x00, model = 0x10;
 
 	if (RAND_bytes(id + 7, 14) != 1)
@@ -681,7 +658,7 @@ static void piv_reset(struct vcard *vc)
  * (what cards do for partial names): others get 6A82, and the PIV
  * application stays selected (it is the default application). */
 static uint16_t cmd_select(uint8_t p1, uint8_t p2, const uint8_t *d, size_t n,
-			   struct wbuf *w)
+			   struct vcard_wbuf *w)
 {
 	static const uint8_t pix[] = {0x00, 0x00, 0x10, 0x00, 0x01, 0x00};
 	static const char label[] = "kyso virtual PIV";
@@ -745,7 +722,7 @@ static unsigned retired_certs(const struct piv *s)
 }
 
 static uint16_t cmd_get_data(struct piv *s, uint8_t p1, uint8_t p2,
-			     const uint8_t *d, size_t n, struct wbuf *w)
+			     const uint8_t *d, size_t n, struct vcard_wbuf *w)
 {
 	const uint8_t *rest;
 	unsigned tag;
@@ -994,7 +971,7 @@ static int parse_dyn_auth(const uint8_t *d, size_t n, struct dyn_auth *a)
 	return 0;
 }
 
-static void put_dyn_auth(struct wbuf *w, unsigned tag, const uint8_t *v,
+static void put_dyn_auth(struct vcard_wbuf *w, unsigned tag, const uint8_t *v,
 			 size_t n)
 {
 	put_hdr(w, 0x7C, tlv_size(tag, n));
@@ -1014,7 +991,7 @@ static uint16_t auth_fail(struct piv *s)
  * (7C{81 00}, then 7C{82 response}); a bare 7C{81 00} also serves hosts
  * that use it as GET CHALLENGE. */
 static uint16_t auth_mgm(struct piv *s, uint8_t alg, const struct dyn_auth *a,
-			 struct wbuf *w)
+			 struct vcard_wbuf *w)
 {
 	size_t keylen, block;
 	uint8_t buf[64];
@@ -1080,7 +1057,7 @@ static uint16_t auth_mgm(struct piv *s, uint8_t alg, const struct dyn_auth *a,
 
 /* RSA: the raw private-key operation on a modulus-sized input. */
 static uint16_t op_rsa(struct piv_key *k, const uint8_t *in, size_t n,
-		       struct wbuf *w)
+		       struct vcard_wbuf *w)
 {
 	size_t mod = (size_t)rsa_bits(k->alg) / 8, outlen = mod;
 	uint8_t out[512];
@@ -1106,7 +1083,7 @@ static uint16_t op_rsa(struct piv_key *k, const uint8_t *in, size_t n,
 /* ECDSA over the input as the digest, which must be exactly the field size;
  * the answer is a DER Ecdsa-Sig-Value. */
 static uint16_t op_ecdsa(struct piv_key *k, const uint8_t *in, size_t n,
-			 struct wbuf *w)
+			 struct vcard_wbuf *w)
 {
 	uint8_t sig[128];
 	size_t siglen = sizeof(sig);
@@ -1130,7 +1107,7 @@ static uint16_t op_ecdsa(struct piv_key *k, const uint8_t *in, size_t n,
 /* ECDH (key establishment): the x-coordinate of d * Q for the host's point
  * 04||X||Y. */
 static uint16_t op_ecdh(struct piv_key *k, const uint8_t *pt, size_t n,
-			struct wbuf *w)
+			struct vcard_wbuf *w)
 {
 	uint8_t z[64];
 	size_t zlen = sizeof(z);
@@ -1163,7 +1140,7 @@ out:
  * 9C a VERIFY right before, good for one use ("PIN always"), others the
  * PIN verified in this session. */
 static uint16_t auth_key(struct vcard *vc, struct piv *s, uint8_t alg,
-			 uint8_t ref, const struct dyn_auth *a, struct wbuf *w)
+			 uint8_t ref, const struct dyn_auth *a, struct vcard_wbuf *w)
 {
 	int i = slot_index(ref);
 	struct piv_key *k;
@@ -1206,7 +1183,7 @@ static uint16_t auth_key(struct vcard *vc, struct piv *s, uint8_t alg,
 
 static uint16_t cmd_general_auth(struct vcard *vc, struct piv *s, uint8_t p1,
 				 uint8_t p2, const uint8_t *d, size_t n,
-				 struct wbuf *w)
+				 struct vcard_wbuf *w)
 {
 	struct dyn_auth a;
 
@@ -1223,7 +1200,7 @@ static uint16_t cmd_general_auth(struct vcard *vc, struct piv *s, uint8_t p1,
 /* ------------------------------------------------------------------ */
 /* GENERATE ASYMMETRIC KEY PAIR */
 
-static uint16_t put_public(struct piv_key *k, struct wbuf *w)
+static uint16_t put_public(struct piv_key *k, struct vcard_wbuf *w)
 {
 	uint16_t sw = SW_UNKNOWN;
 
@@ -1268,7 +1245,7 @@ static uint16_t put_public(struct piv_key *k, struct wbuf *w)
 
 static uint16_t cmd_generate(struct vcard *vc, struct piv *s, uint8_t p1,
 			     uint8_t p2, const uint8_t *d, size_t n,
-			     struct wbuf *w)
+			     struct vcard_wbuf *w)
 {
 	const uint8_t *p = d, *v, *algp;
 	unsigned tag;
@@ -1309,7 +1286,7 @@ static uint16_t cmd_generate(struct vcard *vc, struct piv *s, uint8_t p1,
 /* dispatch and transport */
 
 static uint16_t dispatch(struct vcard *vc, struct piv *s, const uint8_t *hdr,
-			 const uint8_t *d, size_t n, struct wbuf *w)
+			 const uint8_t *d, size_t n, struct vcard_wbuf *w)
 {
 	uint8_t ins = hdr[1], p1 = hdr[2], p2 = hdr[3];
 
@@ -1445,7 +1422,7 @@ static size_t piv_apdu(struct vcard *vc, const uint8_t *cmd, size_t len,
 {
 	struct piv *s = vc->pstate;
 	struct apdu a;
-	struct wbuf w;
+	struct vcard_wbuf w;
 	const uint8_t *data;
 	size_t n;
 	uint16_t sw;

@@ -357,6 +357,22 @@ static void sleep_ms(unsigned ms)
 		;
 }
 
+void vcard_put(struct vcard_wbuf *w, const void *p, size_t n)
+{
+	if (w->overflow || n > w->cap - w->len) {
+		w->overflow = 1;
+		return;
+	}
+	if (n)
+		memcpy(w->p + w->len, p, n);
+	w->len += n;
+}
+
+void vcard_put_u8(struct vcard_wbuf *w, uint8_t v)
+{
+	vcard_put(w, &v, 1);
+}
+
 void vcard_privop(struct vcard *vc)
 {
 	if (vc->privop_delay_ms)

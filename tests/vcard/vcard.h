@@ -55,6 +55,16 @@ struct vcard {
 	unsigned long verify_fail; /* VERIFY answers 63Cx/6983, any profile */
 };
 
+/* A response under construction, shared by the profiles; overflow is
+ * sticky, so a profile checks it once at the end. */
+struct vcard_wbuf {
+	uint8_t *p;
+	size_t len, cap;
+	int overflow;
+};
+void vcard_put(struct vcard_wbuf *w, const void *p, size_t n);
+void vcard_put_u8(struct vcard_wbuf *w, uint8_t v);
+
 /* Profiles call this right before each private-key operation: it sleeps the
  * configured private-key latency and counts the operation. */
 void vcard_privop(struct vcard *vc);
