@@ -3,6 +3,7 @@
  * the one bind per insertion), mechanisms, and slot events. */
 #include "config.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -39,6 +40,23 @@ static void pad(CK_UTF8CHAR *dst, size_t n, const char *src)
 	memcpy(dst, src, l < n ? l : n);
 }
 
+/* Set by the atfork handler in a forked child, and only there: C_Initialize
+ * checks it before taking the lock without racing another thread's
+ * C_Initialize in the parent (reading kyso_mod.init and .pid unlocked did,
+ * and could make a parent forget its own state). */
+static volatile sig_atomic_t forked;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void)
+{
+	forked = 1;
+}
+
+static void register_atfork(void)
+{
+	pthread_atfork(NULL, NULL, on_fork_child);
+}
+
 /* Forget a parent's state in a forked child: memory only. */
 static void forget_parent(void)
 {
@@ -59,8 +77,12 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
 	int app_locks = 0;
 	CK_RV rv;
 
-	if (kyso_mod.init && kyso_mod.pid != getpid())
-		forget_parent();
+	pthread_once(&atfork_once, register_atfork);
+	if (forked) {
+		forked = 0;
+		if (kyso_mod.init)
+			forget_parent();
+	}
 	kyso_log_init();
 	if (a) {
 		int some = a->CreateMutex || a->DestroyMutex || a->LockMutex ||

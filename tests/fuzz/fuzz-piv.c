@@ -15,8 +15,14 @@
  * The management-key exchange ends with the card encrypting a challenge
  * the host picked at random; the transport here answers that one command
  * itself (with the default 3DES key), so that generation and writes are
- * reached from fixed inputs. */
+ * reached from fixed inputs.
+ *
+ * Built with -DFUZZ_RECORD instead, this file is the seed recorder: it runs
+ * the same sequence against a real card (PC/SC reader KYSO_READER, e.g. a
+ * provisioned kyso-vcard under tests/with-card) and writes the card's
+ * answers as a seed; `make fuzz-seeds` does that. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,10 +34,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* The vcard's ATR (extended Lc/Le) and one that only chains (73 .. 80). */
-static const uint8_t atr_ext[] = {0x3B, 0x9D, 0x96, 0x81, 0x31, 0xFE, 0x45,
-				  0x80, 0x73, 0x80, 0x21, 0xC0, 0x54, 0x6B,
-				  0x79, 0x73, 0x6F, 0x82, 0x90, 0x00, 0xDA};
+/* kyso-vcard's PIV ATR (extended Lc/Le), and one that only chains
+ * (73 C0 21 80). */
+#ifndef FUZZ_RECORD
+static const uint8_t atr_ext[] = {
+	0x3B, 0x9F, 0x96, 0x81, 0x31, 0xFE, 0x45, 0x80, 0x73, 0xC0, 0x21, 0xC0,
+	0xF9, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x92};
+#endif
 static const uint8_t atr_short[] = {0x3B, 0x85, 0x80, 0x01, 0x80,
 				    0x73, 0xC0, 0x21, 0x80, 0x1B};
 
@@ -39,7 +48,11 @@ static const uint8_t mgmt_key[24] = {
 	1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8};
 #define MGMT_CRED "3des:010203040506070801020304050607080102030405060708"
 
-static const struct kyso_card_ops *script_ops;
+/* The transport underneath: the script card's (or PC/SC when recording). */
+static const struct kyso_card_ops *inner_ops;
+#ifdef FUZZ_RECORD
+static FILE *record;
+#endif
 
 /* GENERAL AUTHENTICATE 9B with 7C { 80 8 witness 81 8 challenge }: the
  * card's proof, E(challenge), as a card holding the default key gives. */
@@ -68,24 +81,39 @@ static int mgmt_answer(const uint8_t *cmd, size_t len, uint8_t *resp,
 static CK_RV card_transmit(struct kyso_card *c, const uint8_t *cmd,
 			   size_t len, uint8_t *resp, size_t *resplen)
 {
+#ifdef FUZZ_RECORD
+	uint8_t scratch[16];
+	size_t n = sizeof(scratch);
+	int ours = mgmt_answer(cmd, len, scratch, &n);
+	CK_RV rv = inner_ops->transmit(c, cmd, len, resp, resplen);
+
+	/* the answer the fuzzing transport computes itself is not input */
+	if (rv == CKR_OK && !ours) {
+		fputc((int)(*resplen >> 8), record);
+		fputc((int)(*resplen & 0xFF), record);
+		fwrite(resp, 1, *resplen, record);
+	}
+	return rv;
+#else
 	if (mgmt_answer(cmd, len, resp, resplen))
 		return CKR_OK;
-	return script_ops->transmit(c, cmd, len, resp, resplen);
+	return inner_ops->transmit(c, cmd, len, resp, resplen);
+#endif
 }
 
 static CK_RV card_begin(struct kyso_card *c)
 {
-	return script_ops->begin(c);
+	return inner_ops->begin(c);
 }
 
 static CK_RV card_end(struct kyso_card *c)
 {
-	return script_ops->end(c);
+	return inner_ops->end(c);
 }
 
 static void card_release(struct kyso_card *c)
 {
-	script_ops->release(c);
+	inner_ops->release(c);
 }
 
 static const struct kyso_card_ops fuzz_card_ops = {
@@ -164,33 +192,21 @@ static void administer(struct kyso_token *tok)
 	}
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Binds a card with the PIV driver and runs every operation on it. */
+static void run(struct kyso_card *card)
 {
-	struct fuzz_resps r;
-	struct kyso_card *card;
 	struct kyso_token *tok;
 	int tries;
 	CK_RV rv;
 
-	if (size < 1)
-		return 0;
-	fuzz_split(data + 1, size - 1, &r);
-	if (data[0] & 1)
-		card = kyso_script_card_raw(atr_short, sizeof(atr_short), r.p,
-					    r.len, r.n);
-	else
-		card = kyso_script_card_raw(atr_ext, sizeof(atr_ext), r.p,
-					    r.len, r.n);
-	if (card == NULL)
-		return 0;
-	script_ops = card->ops;
+	inner_ops = card->ops;
 	card->ops = &fuzz_card_ops;
 
 	/* what kyso_token_bind does, with this one driver */
 	tok = calloc(1, sizeof(*tok));
 	if (tok == NULL) {
 		kyso_card_free(card);
-		return 0;
+		return;
 	}
 	tok->user_tries = tok->user_max = tok->so_tries = tok->so_max = -1;
 	tok->login = KYSO_NOBODY;
@@ -201,7 +217,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		drv->unbind(card);
 		kyso_card_free(card);
 		free(tok);
-		return 0;
+		return;
 	}
 	card->driver = drv;
 	tok->drv = drv;
@@ -216,7 +232,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		drv->unbind(card);
 		kyso_token_free(tok);
 		kyso_card_free(card);
-		return 0;
+		return;
 	}
 	if (tok->label[sizeof(tok->label) - 1] != '\0' ||
 	    tok->serial[sizeof(tok->serial) - 1] != '\0')
@@ -235,5 +251,56 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (card->depth != 0)
 		abort();
 	kyso_token_free(tok); /* unbinds and frees the card */
+}
+
+#ifndef FUZZ_RECORD
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fuzz_resps r;
+	struct kyso_card *card;
+
+	if (size < 1)
+		return 0;
+	fuzz_split(data + 1, size - 1, &r);
+	if (data[0] & 1)
+		card = kyso_script_card_raw(atr_short, sizeof(atr_short), r.p,
+					    r.len, r.n);
+	else
+		card = kyso_script_card_raw(atr_ext, sizeof(atr_ext), r.p,
+					    r.len, r.n);
+	if (card != NULL)
+		run(card);
 	return 0;
 }
+#else
+/* usage: fuzz-piv-record OPTIONS-BYTE(0|1) OUT; the card in KYSO_READER */
+int main(int argc, char **argv)
+{
+	const struct kyso_readers_ops *pcsc = &kyso_pcsc_readers;
+	const char *reader = getenv("KYSO_READER");
+	struct kyso_card *card = NULL;
+	void *ctx = NULL;
+	int opts;
+
+	if (argc != 3 || reader == NULL) {
+		fprintf(stderr, "usage: KYSO_READER=NAME %s 0|1 OUT\n", argv[0]);
+		return 2;
+	}
+	opts = atoi(argv[1]);
+	record = fopen(argv[2], "wb");
+	if (record == NULL || pcsc->open(&ctx) != CKR_OK ||
+	    pcsc->connect(ctx, reader, &card) != CKR_OK) {
+		fprintf(stderr, "fuzz-piv-record: no card in '%s'\n", reader);
+		return 1;
+	}
+	fputc(opts, record);
+	if (opts & 1) {
+		/* what a card without extended length says: chaining */
+		memcpy(card->atr, atr_short, sizeof(atr_short));
+		card->atrlen = sizeof(atr_short);
+	}
+	run(card);
+	pcsc->close(ctx);
+	return fclose(record) == 0 ? 0 : 1;
+}
+#endif

@@ -1,7 +1,8 @@
 /* Shared by the fuzz targets that play a card: a fuzzer input read as a list
  * of card responses, each a 2-byte big-endian length and then that many
- * bytes; a length that runs past the end takes what is left. Seeds are made
- * from kyso-vcard APDU logs with tests/fuzz/log2seed. */
+ * bytes; a length that runs past the end takes what is left. Seeds in this
+ * form: tests/fuzz/log2seed turns a kyso-vcard APDU log into one, and
+ * `make fuzz-seeds` records fuzz-piv's from the virtual card. */
 #ifndef KYSO_FUZZ_SPLIT_H
 #define KYSO_FUZZ_SPLIT_H
 
