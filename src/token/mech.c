@@ -307,6 +307,24 @@ static CK_RV sign_input(const struct kyso_key *k, struct kyso_op *op,
 	}
 }
 
+/* What a card's answer to a private-key operation may become: the codes
+ * PKCS#11 lists for C_Sign / C_Decrypt. A PIN status word there (the card
+ * wanted a PIN we had sent) must not make an application ask for the PIN
+ * again, and "no such object / instruction" after the one re-select is
+ * the card failing. */
+static CK_RV privop_rv(CK_RV rv)
+{
+	switch (rv) {
+	case CKR_PIN_INCORRECT:
+	case CKR_PIN_LOCKED:
+	case CKR_OBJECT_HANDLE_INVALID:
+	case CKR_FUNCTION_NOT_SUPPORTED:
+		return CKR_DEVICE_ERROR;
+	default:
+		return rv;
+	}
+}
+
 /* Login rules checked before any card I/O: a key behind the PIN needs a
  * user login, an always-authenticate key a fresh context login. */
 static CK_RV may_use(struct kyso_token *tok, const struct kyso_key *k)
@@ -355,6 +373,7 @@ CK_RV kyso_sign_final(struct kyso_token *tok, struct kyso_op *op,
 		kyso_err("sign: driver gave %zu bytes, want %zu", outlen, want);
 		rv = CKR_DEVICE_ERROR;
 	}
+	rv = privop_rv(rv);
 	if (rv == CKR_OK)
 		*siglen = outlen;
 	else
@@ -470,6 +489,7 @@ CK_RV kyso_decrypt_run(struct kyso_token *tok, struct kyso_op *op,
 		tok->login = KYSO_NOBODY;
 	if (rv == CKR_OK && emlen != kbytes)
 		rv = CKR_DEVICE_ERROR;
+	rv = privop_rv(rv);
 	if (rv != CKR_OK)
 		goto out;
 	outlen = sizeof(out);

@@ -7,8 +7,9 @@
  * announcing data that is not there).
  *
  * Every case must end in a return value PKCS#11 2.40 lists for the
- * function (never a crash: the program runs under sanitizers and valgrind
- * too; never a hang: each case has an alarm), a signature returned must
+ * function, or one of the known deviations of hlib.c (counted and shown):
+ * never a crash (the program runs under sanitizers and valgrind too),
+ * never a hang (each case has an alarm). A signature returned must
  * verify against the key the card was provisioned with, a login sends its
  * PIN at most once, and afterwards the token works again -- at once, or
  * after the card is pulled and put back (counted, not an error).
@@ -166,7 +167,7 @@ static void count_rv(CK_RV rv)
 	by_rv[7]++;
 }
 
-/* Queues faults (each "KIND [ARGS] ins HH"); 0 on success. */
+/* Queues faults (each "KIND [ARGS] ins HH"); returns how many. */
 static size_t queue(const char *const *faults, size_t n)
 {
 	size_t i;
