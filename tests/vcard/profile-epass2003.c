@@ -2032,65 +2032,6 @@ static uint16_t dispatch(struct vcard *vc, struct ep *s, uint8_t cla,
 	}
 }
 
-struct apdu {
-	uint8_t cla, ins, p1, p2;
-	const uint8_t *data;
-	size_t lc, ne;
-	int has_le;
-};
-
-/* ISO 7816-3 cases 1..4, short and extended. 0 or -1. */
-static int parse_apdu(const uint8_t *c, size_t len, struct apdu *a)
-{
-	memset(a, 0, sizeof(*a));
-	if (len < 4)
-		return -1;
-	a->cla = c[0];
-	a->ins = c[1];
-	a->p1 = c[2];
-	a->p2 = c[3];
-	if (len == 4)
-		return 0;
-	if (len == 5) {
-		a->has_le = 1;
-		a->ne = c[4] ? c[4] : 256;
-		return 0;
-	}
-	if (c[4] != 0) {
-		a->lc = c[4];
-		a->data = c + 5;
-		if (len == 5 + a->lc)
-			return 0;
-		if (len == 6 + a->lc) {
-			a->has_le = 1;
-			a->ne = c[len - 1] ? c[len - 1] : 256;
-			return 0;
-		}
-		return -1;
-	}
-	if (len == 7) {
-		a->has_le = 1;
-		a->ne = (size_t)c[5] << 8 | c[6];
-		if (!a->ne)
-			a->ne = 65536;
-		return 0;
-	}
-	a->lc = (size_t)c[5] << 8 | c[6];
-	if (a->lc == 0)
-		return -1;
-	a->data = c + 7;
-	if (len == 7 + a->lc)
-		return 0;
-	if (len == 9 + a->lc) {
-		a->has_le = 1;
-		a->ne = (size_t)c[len - 2] << 8 | c[len - 1];
-		if (!a->ne)
-			a->ne = 65536;
-		return 0;
-	}
-	return -1;
-}
-
 static size_t finish(uint8_t *resp, size_t cap, const uint8_t *d, size_t n,
 		     uint16_t sw)
 {
@@ -2178,7 +2119,7 @@ static size_t sm_wrap(struct ep *s, const uint8_t *data, size_t n, uint16_t sw,
 	return off;
 }
 
-static size_t sm_apdu(struct vcard *vc, struct ep *s, const struct apdu *a,
+static size_t sm_apdu(struct vcard *vc, struct ep *s, const struct vcard_apdu *a,
 		      uint8_t *resp, size_t cap)
 {
 	const uint8_t *p = a->data, *end = a->data + a->lc, *tlv = a->data;
@@ -2277,11 +2218,11 @@ static size_t ep_apdu(struct vcard *vc, const uint8_t *cmd, size_t len,
 	struct ep *s = vc->pstate;
 	uint8_t out[RESP_MAX];
 	struct vcard_wbuf w = {out, 0, sizeof(out), 0};
-	struct apdu a;
+	struct vcard_apdu a;
 	uint16_t sw;
 	size_t r;
 
-	if (parse_apdu(cmd, len, &a) < 0)
+	if (vcard_parse_apdu(cmd, len, &a) < 0)
 		return finish(resp, cap, NULL, 0, SW_WRONG_LENGTH);
 	if ((a.cla & 0x0C) == 0x0C)
 		return sm_apdu(vc, s, &a, resp, cap);

@@ -1325,68 +1325,6 @@ static uint16_t dispatch(struct vcard *vc, struct piv *s, const uint8_t *hdr,
 	}
 }
 
-struct apdu {
-	uint8_t cla, ins, p1, p2;
-	const uint8_t *data;
-	size_t lc;
-	size_t le; /* with has_le: 1..65536 */
-	int has_le;
-};
-
-/* ISO 7816-3 cases 1..4, short and extended. 0 or -1. */
-static int parse_apdu(const uint8_t *c, size_t len, struct apdu *a)
-{
-	memset(a, 0, sizeof(*a));
-	if (len < 4)
-		return -1;
-	a->cla = c[0];
-	a->ins = c[1];
-	a->p1 = c[2];
-	a->p2 = c[3];
-	if (len == 4)
-		return 0;
-	if (len == 5) {
-		a->has_le = 1;
-		a->le = c[4] ? c[4] : SHORT_LE;
-		return 0;
-	}
-	if (c[4] != 0) {
-		a->lc = c[4];
-		a->data = c + 5;
-		if (len == 5 + a->lc)
-			return 0;
-		if (len == 6 + a->lc) {
-			a->has_le = 1;
-			a->le = c[len - 1] ? c[len - 1] : SHORT_LE;
-			return 0;
-		}
-		return -1;
-	}
-	if (len < 7)
-		return -1;
-	if (len == 7) {
-		a->has_le = 1;
-		a->le = (size_t)c[5] << 8 | c[6];
-		if (!a->le)
-			a->le = EXT_LE_MAX;
-		return 0;
-	}
-	a->lc = (size_t)c[5] << 8 | c[6];
-	if (a->lc == 0)
-		return -1;
-	a->data = c + 7;
-	if (len == 7 + a->lc)
-		return 0;
-	if (len == 9 + a->lc) {
-		a->has_le = 1;
-		a->le = (size_t)c[len - 2] << 8 | c[len - 1];
-		if (!a->le)
-			a->le = EXT_LE_MAX;
-		return 0;
-	}
-	return -1;
-}
-
 static size_t finish(uint8_t *resp, size_t cap, const uint8_t *d, size_t n,
 		     uint16_t sw)
 {
@@ -1421,13 +1359,13 @@ static size_t piv_apdu(struct vcard *vc, const uint8_t *cmd, size_t len,
 		       uint8_t *resp, size_t cap)
 {
 	struct piv *s = vc->pstate;
-	struct apdu a;
+	struct vcard_apdu a;
 	struct vcard_wbuf w;
 	const uint8_t *data;
 	size_t n;
 	uint16_t sw;
 
-	if (parse_apdu(cmd, len, &a) < 0) {
+	if (vcard_parse_apdu(cmd, len, &a) < 0) {
 		s->out_len = s->out_off = 0;
 		return finish(resp, cap, NULL, 0, SW_WRONG_LENGTH);
 	}

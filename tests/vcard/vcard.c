@@ -357,6 +357,60 @@ static void sleep_ms(unsigned ms)
 		;
 }
 
+/* ISO 7816-3 cases 1..4, short and extended. 0 or -1. */
+int vcard_parse_apdu(const uint8_t *c, size_t len, struct vcard_apdu *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (len < 4)
+		return -1;
+	a->cla = c[0];
+	a->ins = c[1];
+	a->p1 = c[2];
+	a->p2 = c[3];
+	if (len == 4)
+		return 0;
+	if (len == 5) {
+		a->has_le = 1;
+		a->le = c[4] ? c[4] : 256;
+		return 0;
+	}
+	if (c[4] != 0) {
+		a->lc = c[4];
+		a->data = c + 5;
+		if (len == 5 + a->lc)
+			return 0;
+		if (len == 6 + a->lc) {
+			a->has_le = 1;
+			a->le = c[len - 1] ? c[len - 1] : 256;
+			return 0;
+		}
+		return -1;
+	}
+	if (len < 7)
+		return -1;
+	if (len == 7) {
+		a->has_le = 1;
+		a->le = (size_t)c[5] << 8 | c[6];
+		if (!a->le)
+			a->le = 65536;
+		return 0;
+	}
+	a->lc = (size_t)c[5] << 8 | c[6];
+	if (a->lc == 0)
+		return -1;
+	a->data = c + 7;
+	if (len == 7 + a->lc)
+		return 0;
+	if (len == 9 + a->lc) {
+		a->has_le = 1;
+		a->le = (size_t)c[len - 2] << 8 | c[len - 1];
+		if (!a->le)
+			a->le = 65536;
+		return 0;
+	}
+	return -1;
+}
+
 void vcard_put(struct vcard_wbuf *w, const void *p, size_t n)
 {
 	if (w->overflow || n > w->cap - w->len) {

@@ -55,6 +55,18 @@ struct vcard {
 	unsigned long verify_fail; /* VERIFY answers 63Cx/6983, any profile */
 };
 
+/* A command APDU as the profiles see it (ISO 7816-3 cases 1 to 4, short
+ * and extended); le is 1..65536 when has_le. */
+struct vcard_apdu {
+	uint8_t cla, ins, p1, p2;
+	const uint8_t *data;
+	size_t lc;
+	size_t le;
+	int has_le;
+};
+/* 0, or -1 for a malformed command. Never reads past len. */
+int vcard_parse_apdu(const uint8_t *c, size_t len, struct vcard_apdu *a);
+
 /* A response under construction, shared by the profiles; overflow is
  * sticky, so a profile checks it once at the end. */
 struct vcard_wbuf {
