@@ -2032,20 +2032,6 @@ static uint16_t dispatch(struct vcard *vc, struct ep *s, uint8_t cla,
 	}
 }
 
-static size_t finish(uint8_t *resp, size_t cap, const uint8_t *d, size_t n,
-		     uint16_t sw)
-{
-	if (n + 2 > cap) {
-		n = 0;
-		sw = SW_UNKNOWN;
-	}
-	if (n)
-		memcpy(resp, d, n);
-	resp[n] = (uint8_t)(sw >> 8);
-	resp[n + 1] = (uint8_t)sw;
-	return n + 2;
-}
-
 /* One BER length at p (short, 81, 82); -1 if malformed. */
 static int ber_len(const uint8_t *p, size_t avail, size_t *len, size_t *hl)
 {
@@ -2069,7 +2055,7 @@ static int ber_len(const uint8_t *p, size_t avail, size_t *len, size_t *hl)
 static size_t sm_fail(struct ep *s, uint8_t *resp, size_t cap)
 {
 	s->sm.open = 0;
-	return finish(resp, cap, NULL, 0, SW_SM_WRONG);
+	return vcard_finish(resp, cap, NULL, 0, SW_SM_WRONG);
 }
 
 /* Wraps the inner answer: 87 (data), 99 (SW), 8E (MAC). */
@@ -2083,10 +2069,10 @@ static size_t sm_wrap(struct ep *s, const uint8_t *data, size_t n, uint16_t sw,
 		padded = (n / bs + 1) * bs;
 		clen = padded + 1;
 		if (padded + 32 > cap)
-			return finish(resp, cap, NULL, 0, SW_UNKNOWN);
+			return vcard_finish(resp, cap, NULL, 0, SW_UNKNOWN);
 		plain = OPENSSL_zalloc(padded);
 		if (!plain)
-			return finish(resp, cap, NULL, 0, SW_UNKNOWN);
+			return vcard_finish(resp, cap, NULL, 0, SW_UNKNOWN);
 		memcpy(plain, data, n);
 		plain[n] = 0x80;
 		resp[off++] = 0x87;
@@ -2099,7 +2085,7 @@ static size_t sm_wrap(struct ep *s, const uint8_t *data, size_t n, uint16_t sw,
 		resp[off++] = 0x01;
 		if (ep_sm_crypt(&s->sm, 1, plain, padded, resp + off) < 0) {
 			OPENSSL_clear_free(plain, padded);
-			return finish(resp, cap, NULL, 0, SW_UNKNOWN);
+			return vcard_finish(resp, cap, NULL, 0, SW_UNKNOWN);
 		}
 		OPENSSL_clear_free(plain, padded);
 		off += padded;
@@ -2109,7 +2095,7 @@ static size_t sm_wrap(struct ep *s, const uint8_t *data, size_t n, uint16_t sw,
 	resp[off++] = (uint8_t)(sw >> 8);
 	resp[off++] = (uint8_t)sw;
 	if (ep_sm_resp_mac(&s->sm, resp, off, mac) < 0)
-		return finish(resp, cap, NULL, 0, SW_UNKNOWN);
+		return vcard_finish(resp, cap, NULL, 0, SW_UNKNOWN);
 	resp[off++] = 0x8E;
 	resp[off++] = 0x08;
 	memcpy(resp + off, mac, 8);
@@ -2223,7 +2209,7 @@ static size_t ep_apdu(struct vcard *vc, const uint8_t *cmd, size_t len,
 	size_t r;
 
 	if (vcard_parse_apdu(cmd, len, &a) < 0)
-		return finish(resp, cap, NULL, 0, SW_WRONG_LENGTH);
+		return vcard_finish(resp, cap, NULL, 0, SW_WRONG_LENGTH);
 	if ((a.cla & 0x0C) == 0x0C)
 		return sm_apdu(vc, s, &a, resp, cap);
 
@@ -2239,7 +2225,7 @@ static size_t ep_apdu(struct vcard *vc, const uint8_t *cmd, size_t len,
 		sw = SW_SECURITY; /* SM is mandatory on these units */
 	if (w.overflow || sw != SW_OK)
 		w.len = 0;
-	r = finish(resp, cap, out, w.len, sw);
+	r = vcard_finish(resp, cap, out, w.len, sw);
 	OPENSSL_cleanse(out, w.len);
 	return r;
 }

@@ -1325,20 +1325,6 @@ static uint16_t dispatch(struct vcard *vc, struct piv *s, const uint8_t *hdr,
 	}
 }
 
-static size_t finish(uint8_t *resp, size_t cap, const uint8_t *d, size_t n,
-		     uint16_t sw)
-{
-	if (n + 2 > cap) {
-		n = 0;
-		sw = SW_UNKNOWN;
-	}
-	if (n)
-		memcpy(resp, d, n);
-	resp[n] = (uint8_t)(sw >> 8);
-	resp[n + 1] = (uint8_t)sw;
-	return n + 2;
-}
-
 /* Serves from s->out: at most le bytes now, 61xx while more remain. */
 static size_t serve(struct piv *s, size_t le, uint8_t *resp, size_t cap)
 {
@@ -1352,7 +1338,7 @@ static size_t serve(struct piv *s, size_t le, uint8_t *resp, size_t cap)
 		sw = (uint16_t)(0x6100 | (rest >= 256 ? 0 : rest));
 	else
 		s->out_len = s->out_off = 0;
-	return finish(resp, cap, p, n, sw);
+	return vcard_finish(resp, cap, p, n, sw);
 }
 
 static size_t piv_apdu(struct vcard *vc, const uint8_t *cmd, size_t len,
@@ -1367,18 +1353,18 @@ static size_t piv_apdu(struct vcard *vc, const uint8_t *cmd, size_t len,
 
 	if (vcard_parse_apdu(cmd, len, &a) < 0) {
 		s->out_len = s->out_off = 0;
-		return finish(resp, cap, NULL, 0, SW_WRONG_LENGTH);
+		return vcard_finish(resp, cap, NULL, 0, SW_WRONG_LENGTH);
 	}
 	if (a.cla != 0x00 && a.cla != 0x10) {
 		s->out_len = s->out_off = 0;
-		return finish(resp, cap, NULL, 0, SW_CLA_UNSUPPORTED);
+		return vcard_finish(resp, cap, NULL, 0, SW_CLA_UNSUPPORTED);
 	}
 
 	if (a.ins == 0xC0 && a.cla == 0x00) {
 		if (a.p1 || a.p2)
-			return finish(resp, cap, NULL, 0, SW_WRONG_P1P2);
+			return vcard_finish(resp, cap, NULL, 0, SW_WRONG_P1P2);
 		if (s->out_len == 0)
-			return finish(resp, cap, NULL, 0, SW_CONDITIONS);
+			return vcard_finish(resp, cap, NULL, 0, SW_CONDITIONS);
 		return serve(s, a.has_le ? a.le : SHORT_LE, resp, cap);
 	}
 	s->out_len = s->out_off = 0;
@@ -1392,18 +1378,18 @@ static size_t piv_apdu(struct vcard *vc, const uint8_t *cmd, size_t len,
 
 		if (s->chain_len + a.lc > CHAIN_MAX) {
 			chain_drop(s);
-			return finish(resp, cap, NULL, 0, SW_WRONG_LENGTH);
+			return vcard_finish(resp, cap, NULL, 0, SW_WRONG_LENGTH);
 		}
 		p = realloc(s->chain, s->chain_len + a.lc + 1);
 		if (!p)
-			return finish(resp, cap, NULL, 0, SW_UNKNOWN);
+			return vcard_finish(resp, cap, NULL, 0, SW_UNKNOWN);
 		s->chain = p;
 		if (a.lc)
 			memcpy(p + s->chain_len, a.data, a.lc);
 		s->chain_len += a.lc;
 		s->chaining = 1;
 		memcpy(s->chain_hdr, cmd + 1, 3);
-		return finish(resp, cap, NULL, 0, SW_OK);
+		return vcard_finish(resp, cap, NULL, 0, SW_OK);
 	}
 	data = a.data;
 	n = a.lc;
@@ -1416,7 +1402,7 @@ static size_t piv_apdu(struct vcard *vc, const uint8_t *cmd, size_t len,
 			p = realloc(s->chain, s->chain_len + a.lc + 1);
 		if (!p) {
 			chain_drop(s);
-			return finish(resp, cap, NULL, 0, SW_WRONG_LENGTH);
+			return vcard_finish(resp, cap, NULL, 0, SW_WRONG_LENGTH);
 		}
 		s->chain = p;
 		if (a.lc)
@@ -1435,9 +1421,9 @@ static size_t piv_apdu(struct vcard *vc, const uint8_t *cmd, size_t len,
 	if (s->chaining)
 		chain_drop(s);
 	if (w.overflow)
-		return finish(resp, cap, NULL, 0, SW_UNKNOWN);
+		return vcard_finish(resp, cap, NULL, 0, SW_UNKNOWN);
 	if (sw != SW_OK || w.len == 0)
-		return finish(resp, cap, NULL, 0, sw);
+		return vcard_finish(resp, cap, NULL, 0, sw);
 
 	/* A short command without Le still gets its answer: as much as a
 	 * short Le could ask for, the rest through GET RESPONSE. */

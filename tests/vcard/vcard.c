@@ -411,6 +411,20 @@ int vcard_parse_apdu(const uint8_t *c, size_t len, struct vcard_apdu *a)
 	return -1;
 }
 
+size_t vcard_finish(uint8_t *resp, size_t cap, const uint8_t *d, size_t n,
+		    uint16_t sw)
+{
+	if (n + 2 > cap) {
+		n = 0;
+		sw = 0x6F00; /* no precise diagnosis */
+	}
+	if (n)
+		memcpy(resp, d, n);
+	resp[n] = (uint8_t)(sw >> 8);
+	resp[n + 1] = (uint8_t)sw;
+	return n + 2;
+}
+
 void vcard_put(struct vcard_wbuf *w, const void *p, size_t n)
 {
 	if (w->overflow || n > w->cap - w->len) {

@@ -67,6 +67,11 @@ struct vcard_apdu {
 /* 0, or -1 for a malformed command. Never reads past len. */
 int vcard_parse_apdu(const uint8_t *c, size_t len, struct vcard_apdu *a);
 
+/* Writes data d (n bytes) and the status word into resp (cap bytes) and
+ * returns the length; an answer that does not fit becomes a bare 6F00. */
+size_t vcard_finish(uint8_t *resp, size_t cap, const uint8_t *d, size_t n,
+		    uint16_t sw);
+
 /* A response under construction, shared by the profiles; overflow is
  * sticky, so a profile checks it once at the end. */
 struct vcard_wbuf {
