@@ -72,7 +72,7 @@ void kyso_slot_update(struct kyso_slots *s, struct kyso_slot *slot)
 		kyso_dbg("slot %lu: card %s", (unsigned long)slot->id,
 			 st.present ? "inserted" : "removed");
 		kyso_slot_drop(slot);
-		slot->bind_tried = 0;
+		slot->bind_tries = 0;
 		slot->bind_rv = CKR_OK;
 		slot->event = 1;
 	}
@@ -158,7 +158,7 @@ CK_RV kyso_slot_token(struct kyso_slots *s, struct kyso_slot *slot,
 		*tok = slot->tok;
 		return CKR_OK;
 	}
-	if (slot->bind_tried)
+	if (slot->bind_tries >= KYSO_BIND_TRIES)
 		return slot->bind_rv;
 	rv = s->ops->connect(s->ctx, slot->reader, &card);
 	if (rv == CKR_OK) {
@@ -170,13 +170,16 @@ CK_RV kyso_slot_token(struct kyso_slots *s, struct kyso_slot *slot,
 		/* Pulled while we looked: the next update sees it. */
 		return CKR_TOKEN_NOT_PRESENT;
 	}
-	slot->bind_tried = 1;
 	slot->bind_rv = rv == CKR_OK ? CKR_OK
 		: rv == CKR_HOST_MEMORY ? rv
 		: rv == CKR_DEVICE_ERROR ? CKR_DEVICE_ERROR
 		: CKR_TOKEN_NOT_RECOGNIZED;
-	if (rv == CKR_HOST_MEMORY)
-		slot->bind_tried = 0;
+	if (rv != CKR_OK && rv != CKR_HOST_MEMORY) {
+		slot->bind_tries++;
+		kyso_dbg("slot %lu: bind %d of %d failed: rv 0x%lx",
+			 (unsigned long)slot->id, slot->bind_tries,
+			 KYSO_BIND_TRIES, (unsigned long)rv);
+	}
 	*tok = slot->tok;
 	return slot->bind_rv;
 }

@@ -13,10 +13,16 @@ struct kyso_slot {
 	struct kyso_reader_state st;	/* as last seen */
 	struct kyso_token *tok;		/* bound token, or NULL */
 	CK_RV bind_rv;			/* why there is no token */
-	int bind_tried;			/* for this insertion */
+	int bind_tries;			/* failed binds, this insertion */
 	unsigned long gen;		/* bumped at every card change */
 	int event;			/* not yet reported by WaitForSlotEvent */
 };
+
+/* A bind that failed (a card answer lost or spoiled on the way) is tried
+ * again on a later call, up to this many times per insertion; a card that
+ * is not ours costs no more than that, and a flaky one need not be pulled
+ * out to work once its answers come through. */
+#define KYSO_BIND_TRIES 3
 
 struct kyso_slots {
 	const struct kyso_readers_ops *ops;
