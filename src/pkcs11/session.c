@@ -284,10 +284,12 @@ CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType,
 			rv = tok->drv->login(tok->card, userType, pPin,
 					     ulPinLen, &tries);
 		kyso_token_end(tok);
-		/* "No such PIN / instruction": the card failing, in the
-		 * terms PKCS#11 lists for C_Login. */
+		/* "No such PIN / instruction", or "security status not
+		 * satisfied" in answer to the PIN itself: the card failing,
+		 * in the terms PKCS#11 lists for C_Login. */
 		if (rv == CKR_OBJECT_HANDLE_INVALID ||
-		    rv == CKR_FUNCTION_NOT_SUPPORTED)
+		    rv == CKR_FUNCTION_NOT_SUPPORTED ||
+		    rv == CKR_USER_NOT_LOGGED_IN)
 			rv = CKR_DEVICE_ERROR;
 	}
 	rv = kyso_after_io(slot, rv);

@@ -605,16 +605,18 @@ int h_rv_allowed(const char *func, CK_RV rv)
 	h_die("no return value list for %s", func);
 }
 
-/* Return values the module gives today that PKCS#11 2.40 does not list for
- * the function: a card's status word mapped straight through -- 6982,
- * 6A80 answering VERIFY. (63Cx, 6983, 6A82/6D00 answering GENERAL
- * AUTHENTICATE, and 6A82/6D00 answering VERIFY, are now mapped to
- * CKR_DEVICE_ERROR by the module.) Anything else not listed fails. */
+/* Return values the module gives on purpose that PKCS#11 2.40 does not
+ * list for the function: CKR_PIN_INVALID from C_Login when the card refuses
+ * the PIN's format (6A80 to VERIFY; it tells the user that the characters,
+ * not the PIN, are wrong, as CKR_PIN_LEN_RANGE does for the length). Every
+ * other card answer to a login or a private-key operation is mapped to a
+ * listed code by the module (CKR_DEVICE_ERROR for 6982, 6A82, 6D00 to
+ * VERIFY; 63Cx, 6983, 6A82, 6D00 to GENERAL AUTHENTICATE). Anything else
+ * not listed fails. */
 static const struct {
 	const char *func;
 	CK_RV rv;
 } known[] = {
-	{"C_Login", CKR_USER_NOT_LOGGED_IN},
 	{"C_Login", CKR_PIN_INVALID},
 };
 

@@ -12,6 +12,7 @@
 
 #include "kyso/pkcs11.h"
 #include "reader/reader.h"
+#include "token/slots.h"
 
 CK_RV C_GetInterfaceList(CK_INTERFACE_PTR, CK_ULONG_PTR);
 CK_RV C_GetInterface(CK_UTF8CHAR_PTR, CK_VERSION_PTR, CK_INTERFACE_PTR_PTR,
@@ -289,6 +290,7 @@ START_TEST(slot_info_says_removable_hardware_and_presence)
 	CK_ULONG n = 2;
 	CK_SLOT_INFO si;
 	CK_TOKEN_INFO ti;
+	int i;
 
 	fk_set(0, "Reader A", 1);
 	fk_set(1, "Reader B", 0);
@@ -302,12 +304,13 @@ START_TEST(slot_info_says_removable_hardware_and_presence)
 	ck_assert_uint_eq(si.flags, CKF_REMOVABLE_DEVICE | CKF_HW_SLOT);
 	ck_assert_uint_eq(C_GetSlotInfo(999, &si), CKR_SLOT_ID_INVALID);
 	ck_assert_uint_eq(C_GetTokenInfo(ids[1], &ti), CKR_TOKEN_NOT_PRESENT);
-	/* A card no driver knows, and it is probed once per insertion. */
-	ck_assert_uint_eq(C_GetTokenInfo(ids[0], &ti),
-			  CKR_TOKEN_NOT_RECOGNIZED);
-	ck_assert_uint_eq(C_GetTokenInfo(ids[0], &ti),
-			  CKR_TOKEN_NOT_RECOGNIZED);
-	ck_assert_int_eq(fk.connects, 1);
+	/* A card no driver knows: probed again by the next calls (an answer
+	 * may have been spoiled on the way), but no more than
+	 * KYSO_BIND_TRIES times per insertion. */
+	for (i = 0; i < 2 * KYSO_BIND_TRIES; i++)
+		ck_assert_uint_eq(C_GetTokenInfo(ids[0], &ti),
+				  CKR_TOKEN_NOT_RECOGNIZED);
+	ck_assert_int_eq(fk.connects, KYSO_BIND_TRIES);
 }
 END_TEST
 
