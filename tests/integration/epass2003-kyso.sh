@@ -66,8 +66,11 @@ check() {
 	rm -f "$out"
 }
 
+# KYSO_TEST_WRAPPER (make check-valgrind) goes before every program that
+# loads the module.
 p11() {
-	pkcs11-tool --module "$module" "$@" </dev/null
+	# shellcheck disable=SC2086 # the wrapper is a command line
+	${KYSO_TEST_WRAPPER:-} pkcs11-tool --module "$module" "$@" </dev/null
 }
 
 # The card's own try counter of the user PIN (kid 1 of the PIN's DF).
@@ -209,7 +212,9 @@ t_other_program() {
 	vf=$(stat_value verify_fail)
 	rm -f "$fifo"
 	mkfifo "$fifo" || return 1
-	KYSO_DEBUG=2 pkcs11-tool --module "$module" --login --pin "$pin" \
+	# shellcheck disable=SC2086 # the wrapper is a command line
+	KYSO_DEBUG=2 ${KYSO_TEST_WRAPPER:-} pkcs11-tool --module "$module" \
+		--login --pin "$pin" \
 		--sign -m SHA256-RSA-PKCS --id "$rsa_id" -i "$fifo" \
 		-o "$sig" >"$tmp/other.log" 2>&1 </dev/null &
 	local pid=$!
@@ -255,7 +260,9 @@ t_keygen() {
 	# --read-object writes no EC key when a sanitizer runtime is preloaded
 	# (make check-sanitize), whichever module it reads.
 	for id in 44 45; do
-		GNUTLS_PIN=$pin p11tool --provider "$module" --login \
+		# shellcheck disable=SC2086 # the wrapper is a command line
+		GNUTLS_PIN=$pin ${KYSO_TEST_WRAPPER:-} p11tool \
+			--provider "$module" --login \
 			--export-pubkey "pkcs11:id=%$id;type=public" \
 			--outfile "$tmp/pub-$id.pem" </dev/null &&
 			openssl pkey -pubin -in "$tmp/pub-$id.pem" -outform DER \

@@ -74,8 +74,11 @@ check() {
 
 # --- helpers used inside the card sessions --------------------------------------
 
+# KYSO_TEST_WRAPPER (make check-valgrind) goes before every program that
+# loads the module.
 p11() {
-	pkcs11-tool --module "$module" "$@" </dev/null
+	# shellcheck disable=SC2086 # the wrapper is a command line
+	${KYSO_TEST_WRAPPER:-} pkcs11-tool --module "$module" "$@" </dev/null
 }
 
 # kyso-vcard sends its answer before it rewrites its state and stats files,
@@ -754,7 +757,9 @@ part_removal() {
 
 	echo "# card pulled mid-session (piv-removal)"
 	mkdir -p "$rdir"
-	CARD_CTL=$top_srcdir/tests/card-ctl "$removal_bin" "$rdir" >"$rdir/log" 2>&1
+	# shellcheck disable=SC2086 # the wrapper is a command line
+	CARD_CTL=$top_srcdir/tests/card-ctl ${KYSO_TEST_WRAPPER:-} \
+		"$removal_bin" "$rdir" >"$rdir/log" 2>&1
 	rc=$?
 	while IFS= read -r line; do
 		case $line in

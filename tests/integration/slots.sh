@@ -15,11 +15,12 @@ command -v pkcs11-tool >/dev/null || { echo "FAIL: pkcs11-tool (opensc) missing"
 
 echo "# card no driver knows: present, not recognized; pull and reinsert"
 "$with_card" --profile blank -- env KYSO_MODULE="$module" \
-	CARD_CTL="$top_srcdir/tests/card-ctl" "$top_builddir/tests/integration/slot-events"
+	CARD_CTL="$top_srcdir/tests/card-ctl" ${KYSO_TEST_WRAPPER:-} \
+	"$top_builddir/tests/integration/slot-events"
 
 echo "# pkcs11-tool -I -L through kyso"
 out=$("$with_card" --profile blank --readers 2 --no-card2 -- \
-	pkcs11-tool --module "$module" -I -L 2>&1) || true
+	${KYSO_TEST_WRAPPER:-} pkcs11-tool --module "$module" -I -L 2>&1) || true
 echo "$out"
 grep -q "kyso PKCS#11 module" <<<"$out" || { echo "FAIL: -I did not show kyso"; exit 1; }
 grep -q "kyso vcard 00 00" <<<"$out" || { echo "FAIL: reader 0 not listed"; exit 1; }

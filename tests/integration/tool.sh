@@ -48,7 +48,8 @@ check() {
 }
 # k ARGS...: runs kyso; $rc, $T/out, $T/err.
 k() {
-	"$kyso" "$@" >"$T/out" 2>"$T/err"
+	# shellcheck disable=SC2086 # the wrapper is a command line
+	${KYSO_TEST_WRAPPER:-} "$kyso" "$@" >"$T/out" 2>"$T/err"
 	rc=$?
 }
 # A run as a person at a terminal: kp SCRIPT ARGS... ($T/out: transcript).
@@ -56,7 +57,9 @@ kp() {
 	local script=$1
 	shift
 	printf '%b' "$script" >"$T/pty-script"
-	python3 "$pty_run" "$T/pty-script" -- "$kyso" "$@" >"$T/out" 2>"$T/err"
+	# shellcheck disable=SC2086 # the wrapper is a command line
+	python3 "$pty_run" "$T/pty-script" -- ${KYSO_TEST_WRAPPER:-} "$kyso" "$@" \
+		>"$T/out" 2>"$T/err"
 	rc=$?
 }
 rc_is() { [ "$rc" -eq "$1" ]; }
