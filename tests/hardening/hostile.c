@@ -43,7 +43,6 @@ static int chain_mode;
 static unsigned ncases, nreplugs, nsigned_ok, nerrors, nknown;
 static unsigned replug_by_op[5], cases_by_op[5];
 static int cur_op;
-static unsigned by_rv[8];
 static const char *cur_case = "";
 static const char *only; /* KYSO_HOSTILE_ONLY: cases whose name has it */
 
@@ -161,23 +160,25 @@ static void recover(unsigned dropped)
 	      cur_case);
 }
 
+/* How the cases ended: each return value and how often. */
+static struct {
+	CK_RV rv;
+	unsigned n;
+} tally[32];
+static size_t ntally;
+
 static void count_rv(CK_RV rv)
 {
-	static const CK_RV known[] = {CKR_OK,	      CKR_DEVICE_ERROR,
-				      CKR_DEVICE_REMOVED,
-				      CKR_TOKEN_NOT_PRESENT,
-				      CKR_FUNCTION_FAILED,
-				      CKR_USER_NOT_LOGGED_IN,
-				      CKR_PIN_INCORRECT};
 	size_t i;
 
-	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
-		if (known[i] == rv) {
-			by_rv[i]++;
-			return;
-		}
+	for (i = 0; i < ntally && tally[i].rv != rv; i++)
+		;
+	if (i == ntally) {
+		if (ntally == sizeof(tally) / sizeof(tally[0]))
+			h_die("more than %zu different return values", ntally);
+		tally[ntally++].rv = rv;
 	}
-	by_rv[7]++;
+	tally[i].n++;
 }
 
 /* Queues faults (each "KIND [ARGS] ins HH"); returns how many. */
@@ -189,6 +190,19 @@ static size_t queue(const char *const *faults, size_t n)
 		if (h_card_ctl("fault %s", faults[i]) != 0)
 			h_die("card-ctl fault %s", faults[i]);
 	return n;
+}
+
+static void print_tally(void)
+{
+	char line[1024];
+	size_t i, n = 0;
+
+	line[0] = 0;
+	for (i = 0; i < ntally && n < sizeof(line); i++)
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s %u",
+				      i ? ", " : "", h_rv(tally[i].rv),
+				      tally[i].n);
+	h_note("return values: %s", line);
 }
 
 /* --- the operations under fault ------------------------------------------ */
@@ -501,11 +515,7 @@ int main(int argc, char **argv)
 	h_note("%u known deviations from the return values PKCS#11 lists "
 	       "(see h_rv_known)",
 	       nknown);
-	h_note("return values: OK %u, DEVICE_ERROR %u, DEVICE_REMOVED %u, "
-	       "TOKEN_NOT_PRESENT %u, FUNCTION_FAILED %u, "
-	       "USER_NOT_LOGGED_IN %u, PIN_INCORRECT %u, other %u",
-	       by_rv[0], by_rv[1], by_rv[2], by_rv[3], by_rv[4], by_rv[5],
-	       by_rv[6], by_rv[7]);
+	print_tally();
 	rv = f->C_Finalize(NULL);
 	CHECK(rv == CKR_OK, "C_Finalize: %s", h_rv(rv));
 	return h_done(chain_mode ? "hostile --chain" : "hostile");
