@@ -128,13 +128,6 @@ static void ep_unbind(struct kyso_card *card)
 	card->drvdata = NULL;
 }
 
-static CK_RV sw_error(uint16_t sw)
-{
-	CK_RV rv = kyso_sw_to_rv(sw);
-
-	return rv == CKR_OK ? CKR_DEVICE_ERROR : rv;
-}
-
 /* Whatever a driver entry point may return: the internal code is a
  * device error to the outside. */
 static CK_RV outward(CK_RV rv)
@@ -681,7 +674,7 @@ static CK_RV read_binary(struct kyso_card *card, struct ep_state *st,
 		if (sw == 0x6282 || sw == 0x6B00)
 			break; /* end of the file */
 		if (sw != KYSO_SW_OK)
-			return sw_error(sw);
+			return kyso_sw_error(sw);
 		if (out->len - before > chunk) {
 			kyso_err("epass2003: READ BINARY gave more than asked");
 			return CKR_DEVICE_ERROR;
@@ -756,7 +749,7 @@ static CK_RV get_challenge(struct kyso_card *card, struct ep_state *st,
 	rv = xmit(card, st, 0x00, INS_CHALLENGE, 0x00, 0x00, NULL, 0, 8, 0,
 		  &resp, &sw);
 	if (rv == CKR_OK && sw != KYSO_SW_OK)
-		rv = sw_error(sw);
+		rv = kyso_sw_error(sw);
 	if (rv == CKR_OK && resp.len < 8) {
 		kyso_err("epass2003: short challenge");
 		rv = CKR_DEVICE_ERROR;
@@ -771,27 +764,18 @@ static CK_RV get_challenge(struct kyso_card *card, struct ep_state *st,
  * secure messaging is a failure, never a count of tries. */
 static CK_RV pin_sw(const struct ep_state *st, uint16_t sw, int *tries)
 {
+	CK_RV rv;
+
 	*tries = -1;
 	if (st->last_plain) {
-		CK_RV rv = sw_error(sw);
-
+		rv = kyso_sw_error(sw);
 		return rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED
 			   ? CKR_DEVICE_ERROR
 			   : rv;
 	}
-	if (sw == KYSO_SW_OK)
-		return CKR_OK;
-	if ((sw & 0xFFF0) == 0x63C0) {
-		*tries = sw & 0x0F;
-		return *tries ? CKR_PIN_INCORRECT : CKR_PIN_LOCKED;
-	}
-	if (sw == 0x6983) {
-		*tries = 0;
-		return CKR_PIN_LOCKED;
-	}
-	if (sw == 0x6300)
-		return CKR_PIN_INCORRECT;
-	return sw_error(sw);
+	if (kyso_pin_sw(sw, &rv, tries))
+		return rv;
+	return kyso_sw_error(sw);
 }
 
 /* The PIN check: GET CHALLENGE, then 00 82 01 (80|kid) with the challenge
@@ -848,7 +832,7 @@ static CK_RV pin_query(struct kyso_card *card, struct ep_state *st, uint8_t kid,
 	if (rv != CKR_OK)
 		return rv;
 	if (st->last_plain) {
-		*status = sw_error(sw);
+		*status = kyso_sw_error(sw);
 	} else if ((sw & 0xFFF0) == 0x63C0) {
 		*tries = sw & 0x0F;
 		*status = *tries ? CKR_OK : CKR_PIN_LOCKED;
@@ -858,7 +842,7 @@ static CK_RV pin_query(struct kyso_card *card, struct ep_state *st, uint8_t kid,
 	} else if (sw == KYSO_SW_OK) {
 		*status = CKR_OK; /* verified already; no count told */
 	} else {
-		*status = sw_error(sw);
+		*status = kyso_sw_error(sw);
 	}
 	return CKR_OK;
 }
@@ -1993,7 +1977,7 @@ static CK_RV with_session(struct kyso_card *card, struct ep_state *st,
 
 	rv = select_app(card, st, &sw);
 	if (rv == CKR_OK && sw != KYSO_SW_OK)
-		rv = sw_error(sw);
+		rv = kyso_sw_error(sw);
 	if (rv == CKR_OK)
 		rv = op(card, st, arg);
 	if (rv == RV_SESSION_LOST && st->sm) {
@@ -2002,7 +1986,7 @@ static CK_RV with_session(struct kyso_card *card, struct ep_state *st,
 		if (rv == CKR_OK)
 			rv = select_app(card, st, &sw);
 		if (rv == CKR_OK && sw != KYSO_SW_OK)
-			rv = sw_error(sw);
+			rv = kyso_sw_error(sw);
 		if (rv == CKR_OK)
 			rv = op(card, st, arg);
 	}
@@ -2134,10 +2118,10 @@ static CK_RV set_pin_key(struct kyso_card *card, struct ep_state *st,
 	if (rv != CKR_OK)
 		return rv;
 	if (st->last_plain)
-		return sw_error(sw) == CKR_OK ? CKR_DEVICE_ERROR : sw_error(sw);
+		return kyso_sw_error(sw) == CKR_OK ? CKR_DEVICE_ERROR : kyso_sw_error(sw);
 	if (sw == 0x6982)
 		return CKR_USER_NOT_LOGGED_IN;
-	return sw == KYSO_SW_OK ? CKR_OK : sw_error(sw);
+	return sw == KYSO_SW_OK ? CKR_OK : kyso_sw_error(sw);
 }
 
 static CK_RV ep_change_pin(struct kyso_card *card, CK_USER_TYPE who,
@@ -2244,7 +2228,7 @@ static CK_RV key_op_run(struct kyso_card *card, struct ep_state *st, void *arg)
 	if (rv != CKR_OK)
 		return rv;
 	if (sw != KYSO_SW_OK)
-		return sw == 0x6982 ? CKR_USER_NOT_LOGGED_IN : sw_error(sw);
+		return sw == 0x6982 ? CKR_USER_NOT_LOGGED_IN : kyso_sw_error(sw);
 	resp.max = 1024;
 	resp.secret = !ec;
 	rv = xmit(card, st, 0x00, INS_PSO, ec ? 0x9E : 0x80, ec ? 0x9A : 0x86,
@@ -2252,7 +2236,7 @@ static CK_RV key_op_run(struct kyso_card *card, struct ep_state *st, void *arg)
 	if (rv != CKR_OK)
 		goto out;
 	if (sw != KYSO_SW_OK) {
-		rv = sw == 0x6982 ? CKR_USER_NOT_LOGGED_IN : sw_error(sw);
+		rv = sw == 0x6982 ? CKR_USER_NOT_LOGGED_IN : kyso_sw_error(sw);
 		goto out;
 	}
 	if (ec) {
@@ -2389,7 +2373,7 @@ static const uint8_t acl_pub[8] = {0x90, 0x90, 0x90, 0x90,
 static CK_RV write_sw(const struct ep_state *st, uint16_t sw)
 {
 	if (st->last_plain)
-		return sw_error(sw) == CKR_OK ? CKR_DEVICE_ERROR : sw_error(sw);
+		return kyso_sw_error(sw) == CKR_OK ? CKR_DEVICE_ERROR : kyso_sw_error(sw);
 	switch (sw) {
 	case KYSO_SW_OK:
 		return CKR_OK;
@@ -2398,7 +2382,7 @@ static CK_RV write_sw(const struct ep_state *st, uint16_t sw)
 	case 0x6A84:
 		return CKR_DEVICE_MEMORY;
 	default:
-		return sw_error(sw);
+		return kyso_sw_error(sw);
 	}
 }
 
@@ -2889,7 +2873,7 @@ static CK_RV ep_generate(struct kyso_card *card, struct kyso_token *tok,
 	/* A write is not repeated on a new session: half of it may be done. */
 	rv = select_app(card, st, &sw);
 	if (rv == CKR_OK && sw != KYSO_SW_OK)
-		rv = sw_error(sw);
+		rv = kyso_sw_error(sw);
 	if (rv == CKR_OK)
 		rv = generate_run(card, st, &g);
 	if (rv != CKR_OK)
@@ -2953,7 +2937,7 @@ static CK_RV ep_write_cert(struct kyso_card *card, struct kyso_token *tok,
 
 	rv = select_app(card, st, &sw);
 	if (rv == CKR_OK && sw != KYSO_SW_OK)
-		rv = sw_error(sw);
+		rv = kyso_sw_error(sw);
 	if (rv != CKR_OK)
 		goto out;
 	fl = fcp_ef(fcp, hook_fid(st, logical), len);

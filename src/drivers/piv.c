@@ -274,33 +274,16 @@ static CK_RV get_data(struct kyso_card *card, uint32_t tag,
 		    KYSO_LE_MAX, 0, resp, sw);
 }
 
-/* A status word that should have been 9000, as a return value. */
-static CK_RV sw_error(uint16_t sw)
-{
-	CK_RV rv = kyso_sw_to_rv(sw);
-
-	return rv == CKR_OK ? CKR_DEVICE_ERROR : rv;
-}
-
 /* The answer to a PIN command: tries left from 63Cx, locked from 6983. */
 static CK_RV pin_sw(uint16_t sw, int *tries)
 {
-	*tries = -1;
-	if (sw == KYSO_SW_OK)
-		return CKR_OK;
-	if ((sw & 0xFFF0) == 0x63C0) {
-		*tries = sw & 0x0F;
-		return *tries ? CKR_PIN_INCORRECT : CKR_PIN_LOCKED;
-	}
-	if (sw == 0x6983) {
-		*tries = 0;
-		return CKR_PIN_LOCKED;
-	}
-	if (sw == 0x6300)
-		return CKR_PIN_INCORRECT;
+	CK_RV rv;
+
+	if (kyso_pin_sw(sw, &rv, tries))
+		return rv;
 	if (sw == 0x6A80) /* the card refuses the PIN's format */
 		return CKR_PIN_INVALID;
-	return sw_error(sw);
+	return kyso_sw_error(sw);
 }
 
 /* The body of an answer that must be exactly one TLV with this tag. */
@@ -689,7 +672,7 @@ static CK_RV pin_query(struct kyso_card *card, int *tries, CK_RV *status)
 		*tries = 0;
 		*status = CKR_PIN_LOCKED;
 	} else {
-		*status = sw_error(sw);
+		*status = kyso_sw_error(sw);
 	}
 	return CKR_OK;
 }
@@ -902,7 +885,7 @@ static CK_RV mgmt_sw(uint16_t sw)
 	case 0x6300:
 		return CKR_PIN_INCORRECT;
 	}
-	return sw_error(sw);
+	return kyso_sw_error(sw);
 }
 
 /* Mutual authentication with the management key (SP 800-73-4 Part 2,
@@ -1236,7 +1219,7 @@ static CK_RV key_op(struct kyso_card *card, const struct kyso_key *key,
 	if (rv != CKR_OK)
 		return rv;
 	if (sw != KYSO_SW_OK)
-		return sw == 0x6982 ? CKR_USER_NOT_LOGGED_IN : sw_error(sw);
+		return sw == 0x6982 ? CKR_USER_NOT_LOGGED_IN : kyso_sw_error(sw);
 	if (dyn_auth_item(resp->p, resp->len, 0x82, r, rlen) < 0 ||
 	    *rlen == 0) {
 		kyso_err("piv: malformed GENERAL AUTHENTICATE answer");
@@ -1349,7 +1332,7 @@ static CK_RV admin_sw(struct piv_state *st, uint16_t sw)
 	}
 	if (sw == 0x6A84)
 		return CKR_DEVICE_MEMORY;
-	return sw_error(sw);
+	return kyso_sw_error(sw);
 }
 
 static const uint8_t *strip_zeros(const uint8_t *p, size_t *len)

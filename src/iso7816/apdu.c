@@ -315,3 +315,29 @@ CK_RV kyso_sw_to_rv(uint16_t sw)
 		return CKR_DEVICE_ERROR;
 	}
 }
+
+CK_RV kyso_sw_error(uint16_t sw)
+{
+	CK_RV rv = kyso_sw_to_rv(sw);
+
+	return rv == CKR_OK ? CKR_DEVICE_ERROR : rv;
+}
+
+int kyso_pin_sw(uint16_t sw, CK_RV *rv, int *tries)
+{
+	*tries = -1;
+	if (sw == KYSO_SW_OK) {
+		*rv = CKR_OK;
+	} else if ((sw & 0xFFF0) == 0x63C0) {
+		*tries = sw & 0x0F;
+		*rv = *tries ? CKR_PIN_INCORRECT : CKR_PIN_LOCKED;
+	} else if (sw == 0x6983) {
+		*tries = 0;
+		*rv = CKR_PIN_LOCKED;
+	} else if (sw == 0x6300) {
+		*rv = CKR_PIN_INCORRECT;
+	} else {
+		return 0;
+	}
+	return 1;
+}

@@ -49,6 +49,18 @@ CK_RV kyso_apdu_transmit(struct kyso_card *card, const struct kyso_apdu *a,
  * 6982 → CKR_USER_NOT_LOGGED_IN, 6A82/6A88 → CKR_OBJECT_HANDLE_INVALID... */
 CK_RV kyso_sw_to_rv(uint16_t sw);
 
+/* A status word that should have been 9000, as an error: kyso_sw_to_rv, and
+ * CKR_DEVICE_ERROR where that would say CKR_OK. */
+CK_RV kyso_sw_error(uint16_t sw);
+
+/* The ISO 7816-4 answers to a PIN command (VERIFY, CHANGE REFERENCE DATA,
+ * RESET RETRY COUNTER): 9000, 63Cx (x tries left), 6983 (blocked) and 6300
+ * (wrong, count not given). Returns 1 and sets *rv to CKR_OK,
+ * CKR_PIN_INCORRECT or CKR_PIN_LOCKED for one of those, else 0 (the caller
+ * decides what the word means). *tries gets the tries left the answer
+ * states, else -1. */
+int kyso_pin_sw(uint16_t sw, CK_RV *rv, int *tries);
+
 #define KYSO_SW_OK 0x9000
 
 #endif

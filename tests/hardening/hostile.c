@@ -111,8 +111,6 @@ enum op { OP_BIND, OP_LOGIN, OP_SIGN_RSA, OP_SIGN_EC, OP_DECRYPT };
 static const char *const op_names[] = {"bind", "login", "sign 9A RSA",
 				       "sign 9E EC", "decrypt 9D"};
 
-static int bind_failed; /* the bind case's first call failed */
-
 static void replug(void)
 {
 	if (h_card_ctl("remove") != 0)
@@ -139,8 +137,9 @@ static int works(void)
 }
 
 /* After a case: the card back in if it was dropped, and a working token,
- * by pulling and reinserting the card if it must be. */
-static void recover(unsigned dropped)
+ * by pulling and reinserting the card if it must be. bind_failed: the case
+ * was a bind, and its first call failed. */
+static void recover(unsigned dropped, int bind_failed)
 {
 	/* card-ctl insert waits for pcscd to see the dropped card gone */
 	if (dropped && h_card_ctl("insert") != 0)
@@ -207,7 +206,6 @@ static void print_tally(void)
 
 /* --- the operations under fault ------------------------------------------ */
 
-
 static uint8_t ct9d[256], pt9d[] = "the session key";
 static size_t ct9dlen;
 
@@ -247,6 +245,7 @@ static void run_case(enum op op, const char *const *faults, size_t nf,
 	CK_RV rv = CKR_OK;
 	const char *func = "C_Sign";
 	unsigned fired, drops;
+	int bind_failed = 0;
 
 	n = (size_t)snprintf(name, sizeof(name), "%s%s:", op_names[op],
 			     chain_mode ? " (chained)" : "");
@@ -259,7 +258,6 @@ static void run_case(enum op op, const char *const *faults, size_t nf,
 	ncases++;
 	cur_op = (int)op;
 	cases_by_op[op]++;
-	bind_failed = 0;
 	alarm(30);
 
 	if (op == OP_BIND) {
@@ -379,7 +377,7 @@ static void run_case(enum op op, const char *const *faults, size_t nf,
 	}
 	CHECK(fired == nf, "%s: all %zu faults fired (%u did)", name, nf,
 	      fired);
-	recover(drops);
+	recover(drops, bind_failed);
 	alarm(0);
 }
 
