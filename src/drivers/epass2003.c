@@ -2267,26 +2267,15 @@ out:
 	return rv;
 }
 
-static CK_RV ep_sign(struct kyso_card *card, const struct kyso_key *key,
-		     const uint8_t *in, size_t inlen, uint8_t *out,
-		     size_t *outlen)
+/* The size query (out NULL), the room check against need, then the
+ * operation in a secure-messaging session. */
+static CK_RV key_op(struct kyso_card *card, struct ep_state *st,
+		    const struct kyso_key *key, const uint8_t *in, size_t inlen,
+		    size_t need, uint8_t *out, size_t *outlen)
 {
-	struct ep_state *st = card->drvdata;
 	struct key_op o;
-	size_t k, need;
 	CK_RV rv;
 
-	if (st == NULL)
-		return CKR_DEVICE_ERROR;
-	if (key->type != CKK_RSA && key->type != CKK_EC)
-		return CKR_KEY_TYPE_INCONSISTENT;
-	if ((key->type == CKK_RSA && (key->bits < 512 || key->bits > 2048)) ||
-	    (key->type == CKK_EC && key->bits != 256))
-		return CKR_KEY_SIZE_RANGE;
-	k = (key->bits + 7) / 8;
-	need = key->type == CKK_EC ? 2 * k : k;
-	if (inlen != k)
-		return CKR_DATA_LEN_RANGE;
 	if (out == NULL) {
 		*outlen = need;
 		return CKR_OK;
@@ -2307,14 +2296,33 @@ static CK_RV ep_sign(struct kyso_card *card, const struct kyso_key *key,
 	return rv;
 }
 
+static CK_RV ep_sign(struct kyso_card *card, const struct kyso_key *key,
+		     const uint8_t *in, size_t inlen, uint8_t *out,
+		     size_t *outlen)
+{
+	struct ep_state *st = card->drvdata;
+	size_t k, need;
+
+	if (st == NULL)
+		return CKR_DEVICE_ERROR;
+	if (key->type != CKK_RSA && key->type != CKK_EC)
+		return CKR_KEY_TYPE_INCONSISTENT;
+	if ((key->type == CKK_RSA && (key->bits < 512 || key->bits > 2048)) ||
+	    (key->type == CKK_EC && key->bits != 256))
+		return CKR_KEY_SIZE_RANGE;
+	k = (key->bits + 7) / 8;
+	need = key->type == CKK_EC ? 2 * k : k;
+	if (inlen != k)
+		return CKR_DATA_LEN_RANGE;
+	return key_op(card, st, key, in, inlen, need, out, outlen);
+}
+
 static CK_RV ep_decrypt(struct kyso_card *card, const struct kyso_key *key,
 			const uint8_t *in, size_t inlen, uint8_t *out,
 			size_t *outlen)
 {
 	struct ep_state *st = card->drvdata;
-	struct key_op o;
 	size_t k;
-	CK_RV rv;
 
 	if (st == NULL)
 		return CKR_DEVICE_ERROR;
@@ -2325,24 +2333,7 @@ static CK_RV ep_decrypt(struct kyso_card *card, const struct kyso_key *key,
 	k = (key->bits + 7) / 8;
 	if (inlen != k)
 		return CKR_ENCRYPTED_DATA_LEN_RANGE;
-	if (out == NULL) {
-		*outlen = k;
-		return CKR_OK;
-	}
-	if (*outlen < k) {
-		*outlen = k;
-		return CKR_BUFFER_TOO_SMALL;
-	}
-	memset(&o, 0, sizeof(o));
-	o.key = key;
-	o.in = in;
-	o.inlen = inlen;
-	o.out = out;
-	o.outlen = *outlen;
-	rv = with_session(card, st, key_op_run, &o);
-	if (rv == CKR_OK)
-		*outlen = o.outlen;
-	return rv;
+	return key_op(card, st, key, in, inlen, k, out, outlen);
 }
 
 /* --- writing on the PKCS#15 layout -----------------------------------------
