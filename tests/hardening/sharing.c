@@ -198,6 +198,26 @@ int main(int argc, char **argv)
 		      "(%s, waited %.0f ms)",
 		      h_rv(rv), h_now_ms() - t0);
 	}
+
+	/* 5. between two signatures with the key that wants its PIN for
+	 * every use, opensc-tool selects another application. PC/SC does not
+	 * tell kyso; the VERIFY of the next C_Login(CKU_CONTEXT_SPECIFIC)
+	 * must still reach PIV, never the other application. This is why a
+	 * PIN entry costs SELECT + VERIFY (tests/bench/bench.c, "shared"). */
+	rv = h_sign(f, s, &h_key_9c, PIN, msg, sizeof(msg), &ok);
+	CHECK(rv == CKR_OK && ok, "a signature with the PIN-each-use key (%s)",
+	      h_rv(rv));
+	CHECK(run("opensc-tool -r '%s' -s 00A4040006D27600012401 "
+		  ">/dev/null 2>&1",
+		  reader) == 0,
+	      "opensc-tool selected another application");
+	from = h_log_lines();
+	rv = h_sign(f, s, &h_key_9c, PIN, msg, sizeof(msg), &ok);
+	CHECK(rv == CKR_OK && ok,
+	      "the next PIN-each-use signature works (%s)", h_rv(rv));
+	ins_since(from, seen, sizeof(seen));
+	CHECK(strcmp(seen, "A4 20 87") == 0,
+	      "... its VERIFY follows kyso's SELECT: the card saw %s", seen);
 	rv = f->C_Finalize(NULL);
 	CHECK(rv == CKR_OK, "C_Finalize: %s", h_rv(rv));
 	CHECK(h_pin_repeats() == 0,
