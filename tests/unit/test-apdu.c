@@ -10,6 +10,7 @@
 
 #include "iso7816/apdu.h"
 #include "reader/reader.h"
+#include "rig.h"
 #include "util/buf.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -53,12 +54,6 @@ static struct kyso_card *script(const struct kyso_script_step *steps, size_t n)
 
 	ck_assert_ptr_nonnull(c);
 	return c;
-}
-
-static void assert_script_done(struct kyso_card *c)
-{
-	ck_assert_int_eq(kyso_script_mismatch(c), 0);
-	ck_assert_uint_eq(kyso_script_left(c), 0);
 }
 
 static uint8_t data10[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
@@ -306,7 +301,7 @@ START_TEST(transmit_returns_data_and_status_word)
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
 	ck_assert_uint_eq(sw, 0x9000);
 	assert_bytes(b.p, b.len, "61114F06000010000100");
-	assert_script_done(c);
+	script_done(c);
 	ck_assert_uint_eq(c->apdus, 1);
 	ck_assert_uint_eq(c->depth, 0);
 	kyso_buf_free(&b);
@@ -333,7 +328,7 @@ START_TEST(transmit_returns_an_error_status_word_with_rv_ok)
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
 	ck_assert_uint_eq(sw, 0x6a82);
 	ck_assert_uint_eq(b.len, 0);
-	assert_script_done(c);
+	script_done(c);
 	kyso_buf_free(&b);
 	kyso_card_free(c);
 }
@@ -445,7 +440,7 @@ START_TEST(transmit_follows_61xx_with_get_response)
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
 	ck_assert_uint_eq(sw, 0x9000);
 	assert_bytes(b.p, b.len, "A1A2A3A4B1B2");
-	assert_script_done(c);
+	script_done(c);
 	kyso_buf_free(&b);
 	kyso_card_free(c);
 }
@@ -471,7 +466,7 @@ START_TEST(transmit_asks_256_bytes_for_6100)
 	free(r1);
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
 	ck_assert_uint_eq(b.len, 256);
-	assert_script_done(c);
+	script_done(c);
 	kyso_buf_free(&b);
 	kyso_card_free(c);
 }
@@ -490,7 +485,7 @@ START_TEST(transmit_keeps_data_that_came_with_61xx)
 
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
 	assert_bytes(b.p, b.len, "010203");
-	assert_script_done(c);
+	script_done(c);
 	kyso_buf_free(&b);
 	kyso_card_free(c);
 }
@@ -520,7 +515,7 @@ START_TEST(transmit_get_response_keeps_cla_without_chaining_bit)
 	assert_bytes(b.p, b.len, "EEFF");
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &g, &b, &sw), CKR_OK);
 	assert_bytes(b.p, b.len, "EEFF11");
-	assert_script_done(c);
+	script_done(c);
 	kyso_buf_free(&b);
 	kyso_card_free(c);
 }
@@ -632,7 +627,7 @@ START_TEST(transmit_resends_once_with_the_le_of_6cxx)
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
 	ck_assert_uint_eq(sw, 0x9000);
 	assert_bytes(b.p, b.len, "0102030405");
-	assert_script_done(c);
+	script_done(c);
 	kyso_buf_free(&b);
 	kyso_card_free(c);
 }
@@ -660,7 +655,7 @@ START_TEST(transmit_resends_a_command_with_data_after_6cxx)
 	a.le = KYSO_LE_NONE;
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
 	assert_bytes(b.p, b.len, "AABBCC");
-	assert_script_done(c);
+	script_done(c);
 	kyso_buf_free(&b);
 	kyso_card_free(c);
 }
@@ -680,7 +675,7 @@ START_TEST(transmit_returns_a_second_6cxx_as_the_status_word)
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
 	ck_assert_uint_eq(sw, 0x6c03);
 	ck_assert_uint_eq(b.len, 0);
-	assert_script_done(c);
+	script_done(c);
 	kyso_buf_free(&b);
 	kyso_card_free(c);
 }
@@ -706,7 +701,7 @@ START_TEST(transmit_never_resends_a_secret_command_after_6cxx)
 
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
 	ck_assert_uint_eq(sw, 0x6c08);
-	assert_script_done(c);
+	script_done(c);
 	kyso_buf_free(&b);
 	kyso_card_free(c);
 }
@@ -731,7 +726,7 @@ START_TEST(transmit_never_resends_a_pin_command_after_6cxx)
 	a.p2 = 0x00;
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
 	ck_assert_uint_eq(sw, 0x6c06);
-	assert_script_done(c);
+	script_done(c);
 	ck_assert_uint_eq(c->apdus, 2);
 	kyso_buf_free(&b);
 	kyso_card_free(c);
@@ -752,7 +747,7 @@ START_TEST(transmit_resends_get_response_after_6cxx)
 
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
 	assert_bytes(b.p, b.len, "01020304");
-	assert_script_done(c);
+	script_done(c);
 	kyso_buf_free(&b);
 	kyso_card_free(c);
 }
@@ -804,7 +799,7 @@ START_TEST(transmit_chains_blocks_with_the_chaining_bit_on_all_but_last)
 	c->max_send = 4;
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
 	ck_assert_uint_eq(sw, 0x9000);
-	assert_script_done(c);
+	script_done(c);
 	kyso_buf_free(&b);
 	kyso_card_free(c);
 }
@@ -830,7 +825,7 @@ START_TEST(transmit_puts_le_only_on_the_last_chained_block)
 	c->max_send = 5;
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
 	assert_bytes(b.p, b.len, "C0FFEE");
-	assert_script_done(c);
+	script_done(c);
 	kyso_buf_free(&b);
 	kyso_card_free(c);
 }
@@ -855,7 +850,7 @@ START_TEST(transmit_stops_a_chain_at_a_block_not_answered_9000)
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
 	ck_assert_uint_eq(sw, 0x6a80);
 	ck_assert_uint_eq(b.len, 0);
-	assert_script_done(c);
+	script_done(c);
 	ck_assert_uint_eq(c->depth, 0);
 	kyso_buf_free(&b);
 	kyso_card_free(c);
@@ -880,7 +875,7 @@ START_TEST(transmit_does_not_treat_61xx_on_a_chained_block_as_done)
 	c->max_send = 4;
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
 	ck_assert_uint_eq(sw, 0x6100);
-	assert_script_done(c);
+	script_done(c);
 	kyso_buf_free(&b);
 	kyso_card_free(c);
 }
@@ -932,7 +927,7 @@ START_TEST(transmit_chains_at_255_bytes_by_default)
 	free(s0);
 	free(s1);
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
-	assert_script_done(c);
+	script_done(c);
 	kyso_card_free(c);
 }
 END_TEST
@@ -961,7 +956,7 @@ START_TEST(transmit_sends_long_data_as_one_extended_apdu_when_the_card_can)
 	c->ext_apdu = 1;
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
 	assert_bytes(b.p, b.len, "0102");
-	assert_script_done(c);
+	script_done(c);
 	kyso_buf_free(&b);
 	kyso_card_free(c);
 }
@@ -995,7 +990,7 @@ START_TEST(transmit_chains_on_an_extended_card_above_its_max_send)
 	c->ext_apdu = 1;
 	c->max_send = 100;
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
-	assert_script_done(c);
+	script_done(c);
 	kyso_card_free(c);
 }
 END_TEST
@@ -1017,7 +1012,7 @@ START_TEST(transmit_asks_extended_le_only_of_extended_cards)
 	c = script(ext, N(ext));
 	c->ext_apdu = 1;
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
-	assert_script_done(c);
+	script_done(c);
 	kyso_card_free(c);
 
 	/* a short-only card, and an extended card told to stay short */
@@ -1026,7 +1021,7 @@ START_TEST(transmit_asks_extended_le_only_of_extended_cards)
 	c->ext_apdu = 1;
 	a.flags = KYSO_APDU_SHORT;
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
-	assert_script_done(c);
+	script_done(c);
 	kyso_card_free(c);
 	kyso_buf_free(&b);
 }
@@ -1057,7 +1052,7 @@ START_TEST(transmit_chains_short_on_an_extended_card_told_to_stay_short)
 	free(s1);
 	c->ext_apdu = 1;
 	ck_assert_uint_eq(kyso_apdu_transmit(c, &a, &b, &sw), CKR_OK);
-	assert_script_done(c);
+	script_done(c);
 	kyso_card_free(c);
 }
 END_TEST

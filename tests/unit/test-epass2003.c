@@ -6,7 +6,6 @@
  * wrapped by the reference. Plain-mode tokens use kyso_script_card itself.
  * Keys, certificates and signatures are made here with OpenSSL. */
 #include <check.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,116 +17,21 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/sha.h>
-#include <openssl/x509.h>
 
+#include "certs.h"
 #include "drivers/espk.h"
+#include "espk-bytes.h"
+#include "hexs.h"
 #include "iso7816/asn1.h"
+#include "p15-hex.h"
 #include "reader/reader.h"
+#include "rig.h"
 #include "sm-ref.h"
 #include "token/token.h"
 #include "util/buf.h"
 
 extern const struct kyso_driver kyso_driver_epass2003;
 #define DRV kyso_driver_epass2003
-
-/* --- strings the tests make ---------------------------------------------- */
-
-static char **arena;
-static size_t narena;
-
-static char *keep(char *s)
-{
-	arena = realloc(arena, (narena + 1) * sizeof(*arena));
-	ck_assert_ptr_nonnull(arena);
-	arena[narena++] = s;
-	return s;
-}
-
-static void arena_free(void)
-{
-	size_t i;
-
-	for (i = 0; i < narena; i++)
-		free(arena[i]);
-	free(arena);
-	arena = NULL;
-	narena = 0;
-}
-
-static char *hx(const uint8_t *p, size_t n)
-{
-	char *s = malloc(2 * n + 1);
-	size_t i;
-
-	ck_assert_ptr_nonnull(s);
-	for (i = 0; i < n; i++)
-		sprintf(s + 2 * i, "%02X", p[i]);
-	s[2 * n] = '\0';
-	return keep(s);
-}
-
-static char *cat(const char *first, ...)
-{
-	va_list ap;
-	const char *p;
-	size_t n = 0;
-	char *s;
-
-	va_start(ap, first);
-	for (p = first; p; p = va_arg(ap, const char *))
-		n += strlen(p);
-	va_end(ap);
-	s = malloc(n + 1);
-	ck_assert_ptr_nonnull(s);
-	s[0] = '\0';
-	va_start(ap, first);
-	for (p = first; p; p = va_arg(ap, const char *))
-		strcat(s, p);
-	va_end(ap);
-	return keep(s);
-}
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s = malloc(1024);
-
-	ck_assert_ptr_nonnull(s);
-	va_start(ap, f);
-	vsnprintf(s, 1024, f, ap);
-	va_end(ap);
-	return keep(s);
-}
-
-static char *tlv(unsigned tag, const char *val)
-{
-	size_t len = strlen(val) / 2;
-
-	if (len < 0x80)
-		return cat(
-		    fmt(tag > 0xFF ? "%04X%02zX" : "%02X%02zX", tag, len), val,
-		    NULL);
-	if (len < 0x100)
-		return cat(
-		    fmt(tag > 0xFF ? "%04X81%02zX" : "%02X81%02zX", tag, len),
-		    val, NULL);
-	return cat(fmt(tag > 0xFF ? "%04X82%04zX" : "%02X82%04zX", tag, len),
-		   val, NULL);
-}
-
-static char *utf8(const char *s)
-{
-	return hx((const uint8_t *)s, strlen(s));
-}
-
-static size_t unhex(const char *h, uint8_t *out, size_t cap)
-{
-	long n = kyso_unhex(h, out, cap);
-
-	ck_assert_int_ge(n, 0);
-	return (size_t)n;
-}
 
 /* --- the test card ---------------------------------------------------------
  */
@@ -159,18 +63,13 @@ static const char *mode_answer(enum kind k)
 	}
 }
 
-struct step {
-	const char
-	    *cmd; /* plain command, or CHALLENGE, VERIFY, TRIES, SETPIN */
-	const char *resp;
-};
-
 struct emu {
 	enum kind kind;
 	struct ref_sm sm;
 	int session;
 	uint8_t expect[16]; /* what 84 82 03 00 must carry */
-	struct step *steps;
+	/* a plain command, or CHALLENGE, VERIFY, TRIES, SETPIN */
+	const struct kyso_script_step *steps;
 	size_t n, next;
 	int mismatch;
 	unsigned apdus, auths, verifies;
@@ -308,7 +207,7 @@ static CK_RV emu_answer(struct kyso_card *card, const uint8_t *cmd, size_t len,
 {
 	struct emu *e = emu_of(card);
 	struct ref_cmd c;
-	const struct step *st;
+	const struct kyso_script_step *st;
 	uint8_t data[4200], out[4300];
 	size_t dlen = 0, n;
 	unsigned sw = 0x9000, err;
@@ -456,7 +355,7 @@ static const struct kyso_card_ops emu_ops = {
 
 struct rig {
 	enum kind kind;
-	struct step *v;
+	struct kyso_script_step *v;
 	size_t n;
 	struct kyso_card *card;
 	struct kyso_token *tok;
@@ -464,11 +363,7 @@ struct rig {
 
 static void step(struct rig *r, const char *cmd, const char *resp)
 {
-	r->v = realloc(r->v, (r->n + 1) * sizeof(*r->v));
-	ck_assert_ptr_nonnull(r->v);
-	r->v[r->n].cmd = cmd;
-	r->v[r->n].resp = resp;
-	r->n++;
+	script_add(&r->v, &r->n, cmd, resp);
 }
 
 /* Le of a plain command as the script sees it: the 97 object's bytes
@@ -530,16 +425,6 @@ static void rig_start(struct rig *r, enum kind kind)
 	r->kind = kind;
 }
 
-static struct kyso_token *new_token(void)
-{
-	struct kyso_token *tok = calloc(1, sizeof(*tok));
-
-	ck_assert_ptr_nonnull(tok);
-	tok->user_tries = tok->user_max = tok->so_tries = tok->so_max = -1;
-	tok->login = KYSO_NOBODY;
-	return tok;
-}
-
 static struct emu *rig_card(struct rig *r, const uint8_t *atr, size_t atrlen)
 {
 	struct emu *e = calloc(1, sizeof(*e));
@@ -584,33 +469,6 @@ static EVP_PKEY *rsa_key, *ec_key;
 static uint8_t *rsa_cert, *ec_cert;
 static size_t rsa_certlen, ec_certlen;
 
-static uint8_t *make_cert(EVP_PKEY *pk, const char *cn, size_t *len)
-{
-	X509 *x = X509_new();
-	X509_NAME *name;
-	unsigned char *der = NULL, *copy;
-	int n;
-
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
-	X509_gmtime_adj(X509_getm_notBefore(x), 0);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	name = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-				   (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(x, name);
-	X509_set_pubkey(x, pk);
-	ck_assert_int_gt(X509_sign(x, pk, EVP_sha256()), 0);
-	n = i2d_X509(x, &der);
-	ck_assert_int_gt(n, 0);
-	copy = malloc((size_t)n);
-	memcpy(copy, der, (size_t)n);
-	OPENSSL_free(der);
-	X509_free(x);
-	*len = (size_t)n;
-	return copy;
-}
-
 static void setup(void)
 {
 	if (rsa_key == NULL) {
@@ -618,14 +476,10 @@ static void setup(void)
 		ec_key = EVP_EC_gen("P-256");
 		ck_assert_ptr_nonnull(rsa_key);
 		ck_assert_ptr_nonnull(ec_key);
-		rsa_cert = make_cert(rsa_key, "Nguyen Van A", &rsa_certlen);
-		ec_cert = make_cert(ec_key, "Tran Thi B", &ec_certlen);
+		rsa_cert =
+		    cert_der(rsa_key, NULL, "Nguyen Van A", &rsa_certlen);
+		ec_cert = cert_der(ec_key, NULL, "Tran Thi B", &ec_certlen);
 	}
-}
-
-static void teardown(void)
-{
-	arena_free();
 }
 
 /* The raw RSA private operation the token performs. */
@@ -665,17 +519,6 @@ static char *ec_raw(const uint8_t h[32])
 
 #define P15_PATH(f) "3F005015" f
 
-static const char *coa(const char *label, const char *auth)
-{
-	return tlv(0x30, cat(tlv(0x0C, utf8(label)), "030206C0",
-			     auth ? tlv(0x04, auth) : "", NULL));
-}
-
-static const char *p15_path(const char *p)
-{
-	return tlv(0x30, tlv(0x04, p));
-}
-
 static const char *p15_tokeninfo(void)
 {
 	return tlv(0x30, cat("020100", tlv(0x04, "2E6F4550001A0028"),
@@ -693,51 +536,25 @@ static const char *p15_odf(void)
 
 static const char *p15_aodf(void)
 {
-	return cat(
-	    tlv(0x30, cat(coa("User PIN", NULL), tlv(0x30, "040101"),
-			  tlv(0xA1, tlv(0x30, cat("0302024C", "0A0101",
-						  "020104", "020110", "020110",
-						  "800101", "040100",
-						  p15_path("3F005015"), NULL))),
-			  NULL)),
-	    tlv(0x30, cat(coa("User PUK", NULL), tlv(0x30, "040102"),
-			  tlv(0xA1, tlv(0x30, cat("0302004F", "0A0101",
-						  "020104", "020110", "020110",
-						  "800102", "040100", NULL))),
-			  NULL)),
-	    NULL);
+	return cat(p15_pin("User PIN", 1, P15_PIN_FLAGS, "3F005015"),
+		   p15_pin("User PUK", 2, P15_PIN_FLAGS_SO, NULL), NULL);
 }
 
 static const char *p15_prkdf(void)
 {
 	/* RSA key index 0 (file 2900) and EC key index 1 (2901), usage sign,
 	 * non-repudiation; the RSA one may also decrypt */
-	return cat(
-	    tlv(0x30, cat(coa("Key RSA", "01"),
-			  tlv(0x30, cat("040145", "0303066040", "030203B8",
-					"020100", NULL)),
-			  tlv(0xA1, tlv(0x30, cat(p15_path(P15_PATH("2900")),
-						  "02020800", NULL))),
-			  NULL)),
-	    tlv(0xA0, cat(coa("Key EC", "01"),
-			  tlv(0x30, cat("040146", "0303062040", "030203B8",
-					"020101", NULL)),
-			  tlv(0xA1, tlv(0x30, cat(p15_path(P15_PATH("2901")),
-						  "02020100", NULL))),
-			  NULL)),
-	    NULL);
+	return cat(p15_prkey(0x30, "Key RSA", "45", P15_USAGE_DECRYPT,
+			     P15_PATH("2900"), 0, 2048),
+		   p15_prkey(0xA0, "Key EC", "46", P15_USAGE_SIGN,
+			     P15_PATH("2901"), 1, 256),
+		   NULL);
 }
 
 static const char *p15_cdf(void)
 {
-	return cat(
-	    tlv(0x30,
-		cat(coa("Cert RSA", NULL), tlv(0x30, "040145"),
-		    tlv(0xA1, tlv(0x30, p15_path(P15_PATH("3100")))), NULL)),
-	    tlv(0x30,
-		cat(coa("Cert EC", NULL), tlv(0x30, "040146"),
-		    tlv(0xA1, tlv(0x30, p15_path(P15_PATH("3101")))), NULL)),
-	    NULL);
+	return cat(p15_cert("Cert RSA", "45", P15_PATH("3100")),
+		   p15_cert("Cert EC", "46", P15_PATH("3101")), NULL);
 }
 
 static void file_steps(struct rig *r, unsigned fid, const char *content,
@@ -770,29 +587,6 @@ static void p15_bind_steps(struct rig *r, int tries)
 	step(r, "CHALLENGE", "");
 	step(r, "TRIES 1", "");
 	(void)tries;
-}
-
-static void put16le(uint8_t *p, unsigned v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32le(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static size_t sattr(uint8_t *s, size_t n, uint32_t type, const void *v,
-		    uint32_t len)
-{
-	put32le(s + n, type);
-	put32le(s + n + 4, len);
-	memcpy(s + n + 8, v, len);
-	return n + 8 + len;
 }
 
 struct espk_file {
@@ -835,28 +629,30 @@ static size_t espk_files(struct espk_file *f, int with_handle)
 	k++;
 	f[k].fid = 0x0104;
 	f[k].name = "cert0001";
-	f[k].len = sattr(f[k].data, 0, CKA_LABEL, "Chung thu", 9);
-	f[k].len = sattr(f[k].data, f[k].len, CKA_VALUE, rsa_cert,
-			 (uint32_t)rsa_certlen);
+	f[k].len = espk_put_attr(f[k].data, 0, CKA_LABEL, "Chung thu", 9);
+	f[k].len = espk_put_attr(f[k].data, f[k].len, CKA_VALUE, rsa_cert,
+				 (uint32_t)rsa_certlen);
 	k++;
 	f[k].fid = 0x0105;
 	f[k].name = "pubk0001";
 	put32le(h, 0x8060);
-	f[k].len = sattr(f[k].data, 0, CKA_MODULUS, mod, (uint32_t)ml);
-	f[k].len =
-	    sattr(f[k].data, f[k].len, CKA_PUBLIC_EXPONENT, "\x01\x00\x01", 3);
-	f[k].len = sattr(f[k].data, f[k].len,
-			 (uint32_t)KYSO_ESPK_CKA_KEY_HANDLE, h, 4);
+	f[k].len = espk_put_attr(f[k].data, 0, CKA_MODULUS, mod, (uint32_t)ml);
+	f[k].len = espk_put_attr(f[k].data, f[k].len, CKA_PUBLIC_EXPONENT,
+				 "\x01\x00\x01", 3);
+	f[k].len = espk_put_attr(f[k].data, f[k].len,
+				 (uint32_t)KYSO_ESPK_CKA_KEY_HANDLE, h, 4);
 	k++;
 	f[k].fid = 0x0106;
 	f[k].name = "prvk0001";
-	f[k].len = sattr(f[k].data, 0, CKA_LABEL, "Khoa ky", 7);
-	f[k].len = sattr(f[k].data, f[k].len, CKA_SIGN, &one, 1);
+	f[k].len = espk_put_attr(f[k].data, 0, CKA_LABEL, "Khoa ky", 7);
+	f[k].len = espk_put_attr(f[k].data, f[k].len, CKA_SIGN, &one, 1);
 	if (with_handle) {
 		put32le(h, 0xA060);
-		f[k].len = sattr(f[k].data, f[k].len,
-				 (uint32_t)KYSO_ESPK_CKA_KEY_HANDLE, h, 4);
-		f[k].len = sattr(f[k].data, f[k].len, CKA_ID, "\x42", 1);
+		f[k].len =
+		    espk_put_attr(f[k].data, f[k].len,
+				  (uint32_t)KYSO_ESPK_CKA_KEY_HANDLE, h, 4);
+		f[k].len =
+		    espk_put_attr(f[k].data, f[k].len, CKA_ID, "\x42", 1);
 	}
 	k++;
 	return k;
@@ -865,19 +661,13 @@ static size_t espk_files(struct espk_file *f, int with_handle)
 static void espk_index(const struct espk_file *f, size_t n, uint8_t *idx,
 		       size_t *len)
 {
-	size_t i, k = 0;
+	size_t i, k = KYSO_ESPK_RECLEN;
 
-	memset(idx, 0, (n + 1) * 30);
-	put16le(idx, 0xFFFF); /* a directory label first */
-	memcpy(idx + 2, "mscp", 4);
-	k = 30;
-	for (i = 0; i < n; i++, k += 30) {
-		put16le(idx + k, f[i].fid);
-		memcpy(idx + k + 2, "mscp", 4);
-		memcpy(idx + k + 0x0C, f[i].name, strlen(f[i].name));
-		put16le(idx + k + 0x1A, (unsigned)f[i].len);
-		put16le(idx + k + 0x1C, 4096);
-	}
+	/* a directory label first */
+	espk_put_record(idx, 0xFFFF, "mscp", "", 0, 0);
+	for (i = 0; i < n; i++, k += KYSO_ESPK_RECLEN)
+		espk_put_record(idx + k, f[i].fid, "mscp", f[i].name,
+				(unsigned)f[i].len, 4096);
 	*len = k;
 }
 
@@ -1851,7 +1641,7 @@ static void updates(struct rig *r, size_t off, const char *hex)
 		c = n - done < 0xE8 ? n - done : 0xE8;
 		step(r,
 		     cat(fmt("00D6%04zX%02zX", off + done, c),
-			 keep(strndup(hex + 2 * done, 2 * c)), NULL),
+			 sub(hex + 2 * done, 2 * c), NULL),
 		     "9000");
 		done += c;
 	}
@@ -2150,7 +1940,7 @@ static Suite *epass_suite(void)
 	TCase *t;
 
 	t = tcase_create("match");
-	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_checked_fixture(t, setup, arena_free);
 	tcase_add_test(t, match_ignores_other_atrs_without_sending_anything);
 	tcase_add_loop_test(t, match_asks_the_mode_once_for_every_variant, 0,
 			    4);
@@ -2159,7 +1949,7 @@ static Suite *epass_suite(void)
 
 	t = tcase_create("bind");
 	tcase_set_timeout(t, 60);
-	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_checked_fixture(t, setup, arena_free);
 	tcase_add_loop_test(
 	    t, bind_reads_keys_and_certificates_of_a_pkcs15_token, 0, 4);
 	tcase_add_loop_test(t, bind_reads_an_entersafe_espk_token, 0, 4);
@@ -2173,7 +1963,7 @@ static Suite *epass_suite(void)
 
 	t = tcase_create("keys");
 	tcase_set_timeout(t, 60);
-	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_checked_fixture(t, setup, arena_free);
 	tcase_add_loop_test(
 	    t, rsa_sign_names_the_key_file_and_returns_the_card_result, 0, 4);
 	tcase_add_loop_test(
@@ -2192,7 +1982,7 @@ static Suite *epass_suite(void)
 
 	t = tcase_create("pin");
 	tcase_set_timeout(t, 60);
-	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_checked_fixture(t, setup, arena_free);
 	tcase_add_loop_test(t, login_sends_the_challenge_under_the_pin_key_once,
 			    0, 4);
 	tcase_add_loop_test(
@@ -2218,7 +2008,7 @@ static Suite *epass_suite(void)
 
 	t = tcase_create("write");
 	tcase_set_timeout(t, 60);
-	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_checked_fixture(t, setup, arena_free);
 	tcase_add_test(
 	    t, rsa_generation_writes_files_and_entries_as_pkcs15_init_does);
 	tcase_add_test(t,

@@ -8,44 +8,8 @@
 #include <string.h>
 
 #include "drivers/espk.h"
+#include "espk-bytes.h"
 #include "kyso/pkcs11.h"
-
-static void put16(uint8_t *p, unsigned v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-/* One 30-byte index record. */
-static void record(uint8_t *r, unsigned fid, const char *dir, const char *name,
-		   unsigned used, unsigned alloc)
-{
-	memset(r, 0, KYSO_ESPK_RECLEN);
-	put16(r, fid);
-	memcpy(r + 0x02, dir, strlen(dir));
-	memcpy(r + 0x0C, name, strlen(name));
-	r[0x19] = 0x00;
-	put16(r + 0x1A, used);
-	put16(r + 0x1C, alloc);
-}
-
-/* Appends one attribute to a stream. */
-static size_t attr(uint8_t *s, size_t n, uint32_t type, const void *v,
-		   uint32_t len)
-{
-	put32(s + n, type);
-	put32(s + n + 4, len);
-	memcpy(s + n + 8, v, len);
-	return n + 8 + len;
-}
 
 START_TEST(the_fci_name_is_recognised_with_zero_padding_only)
 {
@@ -69,15 +33,15 @@ START_TEST(the_index_lists_files_and_skips_labels_and_empty_slots)
 	const struct kyso_espk_entry *f;
 	size_t n;
 
-	record(idx + 0 * 30, 0xFFFF, "mscp", "", 0, 0);
-	record(idx + 1 * 30, 0x0101, "mscp", "cert0001", 900, 2048);
-	record(idx + 2 * 30, 0x0102, "mscp", "prvk0001", 120, 512);
-	record(idx + 3 * 30, 0x0000, "", "", 0, 0);
-	record(idx + 4 * 30, 0x0103, "mscp", "unused", 0, 512);
-	record(idx + 5 * 30, 0x0104, "mscp", "containermap", 80, 256);
-	record(idx + 6 * 30, 0x0105, "tkinfdir", "tokeninfo", 64, 64);
+	espk_put_record(idx + 0 * 30, 0xFFFF, "mscp", "", 0, 0);
+	espk_put_record(idx + 1 * 30, 0x0101, "mscp", "cert0001", 900, 2048);
+	espk_put_record(idx + 2 * 30, 0x0102, "mscp", "prvk0001", 120, 512);
+	espk_put_record(idx + 3 * 30, 0x0000, "", "", 0, 0);
+	espk_put_record(idx + 4 * 30, 0x0103, "mscp", "unused", 0, 512);
+	espk_put_record(idx + 5 * 30, 0x0104, "mscp", "containermap", 80, 256);
+	espk_put_record(idx + 6 * 30, 0x0105, "tkinfdir", "tokeninfo", 64, 64);
 	/* a record whose name is not printable */
-	record(idx + 7 * 30, 0x0106, "mscp", "x", 10, 10);
+	espk_put_record(idx + 7 * 30, 0x0106, "mscp", "x", 10, 10);
 	idx[7 * 30 + 0x0C] = 0x07;
 	memset(idx + 8 * 30, 0xEE, 7); /* trailing partial record */
 	ck_assert_int_eq(kyso_espk_index(idx, sizeof(idx), e, 8, &n), 0);
@@ -105,7 +69,7 @@ START_TEST(a_13_character_name_fills_its_field)
 	struct kyso_espk_entry e[1];
 	size_t n;
 
-	record(idx, 0x0201, "0123456789", "abcdefghijklm", 1, 1);
+	espk_put_record(idx, 0x0201, "0123456789", "abcdefghijklm", 1, 1);
 	ck_assert_int_eq(kyso_espk_index(idx, sizeof(idx), e, 1, &n), 0);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_str_eq(e[0].dir, "0123456789");
@@ -125,11 +89,11 @@ START_TEST(an_attribute_stream_reads_types_lengths_and_values)
 	uint64_t v;
 	size_t n = 0, na;
 
-	n = attr(s, n, CKA_LABEL, "Viettel-CA", 10);
-	n = attr(s, n, CKA_ID, "\x01\x02\x03", 3);
-	n = attr(s, n, CKA_SIGN, &t, 1);
-	n = attr(s, n, (uint32_t)KYSO_ESPK_CKA_KEY_HANDLE, handle, 4);
-	n = attr(s, n, CKA_VALUE, "", 0);
+	n = espk_put_attr(s, n, CKA_LABEL, "Viettel-CA", 10);
+	n = espk_put_attr(s, n, CKA_ID, "\x01\x02\x03", 3);
+	n = espk_put_attr(s, n, CKA_SIGN, &t, 1);
+	n = espk_put_attr(s, n, (uint32_t)KYSO_ESPK_CKA_KEY_HANDLE, handle, 4);
+	n = espk_put_attr(s, n, CKA_VALUE, "", 0);
 	memset(s + n, 0, 20); /* unused space */
 	ck_assert_int_eq(kyso_espk_attrs(s, n + 20, a, 8, &na), 0);
 	ck_assert_uint_eq(na, 5);
@@ -157,8 +121,8 @@ START_TEST(a_stream_that_overruns_or_ends_in_garbage_is_malformed)
 	struct kyso_espk_attr a[8];
 	size_t n = 0, na, cut;
 
-	n = attr(s, n, CKA_LABEL, "abcd", 4);
-	n = attr(s, n, CKA_ID, "\x01", 1);
+	n = espk_put_attr(s, n, CKA_LABEL, "abcd", 4);
+	n = espk_put_attr(s, n, CKA_ID, "\x01", 1);
 	/* every cut inside the last attribute */
 	for (cut = 13; cut < n; cut++)
 		ck_assert_msg(kyso_espk_attrs(s, cut, a, 8, &na) == -1,
@@ -166,7 +130,7 @@ START_TEST(a_stream_that_overruns_or_ends_in_garbage_is_malformed)
 	ck_assert_int_eq(kyso_espk_attrs(s, 12, a, 8, &na), 0);
 	ck_assert_uint_eq(na, 1);
 	/* a length of 4 GiB */
-	put32(s + 4, 0xFFFFFFFF);
+	put32le(s + 4, 0xFFFFFFFF);
 	ck_assert_int_eq(kyso_espk_attrs(s, n, a, 8, &na), -1);
 	ck_assert_int_eq(kyso_espk_attrs(NULL, 0, a, 8, &na), 0);
 	ck_assert_uint_eq(na, 0);
@@ -180,12 +144,12 @@ START_TEST(the_container_map_pairs_handles_until_one_is_out_of_range)
 	size_t n;
 
 	memset(m, 0, sizeof(m));
-	put32(m + 0x20, 0xA020);
-	put32(m + 0x24, 0x8020);
-	put32(m + 0x38, 0xA040);
-	put32(m + 0x3C, 0x8040);
-	put32(m + 0x50, 0xB000); /* out of range: the list ends */
-	put32(m + 0x54, 0x8060);
+	put32le(m + 0x20, 0xA020);
+	put32le(m + 0x24, 0x8020);
+	put32le(m + 0x38, 0xA040);
+	put32le(m + 0x3C, 0x8040);
+	put32le(m + 0x50, 0xB000); /* out of range: the list ends */
+	put32le(m + 0x54, 0x8060);
 	ck_assert_int_eq(kyso_espk_containermap(m, sizeof(m), c, 4, &n), 0);
 	ck_assert_uint_eq(n, 2);
 	ck_assert_uint_eq(c[0].priv, 0xA020);

@@ -3,7 +3,6 @@
  * card emulator for the management-key exchange, whose challenge is random.
  * Certificates and signatures are made with OpenSSL here, in the test. */
 #include <check.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,11 +12,13 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
-#include <openssl/x509.h>
 #include <zlib.h>
 
+#include "certs.h"
+#include "hexs.h"
 #include "iso7816/atr.h"
 #include "reader/reader.h"
+#include "rig.h"
 #include "token/token.h"
 #include "util/buf.h"
 
@@ -36,155 +37,16 @@ static const uint8_t atr_short[] = {0x3B, 0x85, 0x80, 0x01, 0x80,
 
 static EVP_PKEY *rsa_key, *ec_key;
 
-/* Strings made by a test; freed in teardown. */
-static char **arena;
-static size_t narena;
-
-static char *keep(char *s)
-{
-	arena = realloc(arena, (narena + 1) * sizeof(*arena));
-	ck_assert_ptr_nonnull(arena);
-	arena[narena++] = s;
-	return s;
-}
-
-static void arena_free(void)
-{
-	size_t i;
-
-	for (i = 0; i < narena; i++)
-		free(arena[i]);
-	free(arena);
-	arena = NULL;
-	narena = 0;
-}
-
-/* The first n hex digits of s. */
-static char *sub(const char *s, size_t n)
-{
-	char *d = malloc(n + 1);
-
-	ck_assert_ptr_nonnull(d);
-	memcpy(d, s, n);
-	d[n] = '\0';
-	return keep(d);
-}
-
-static char *hx(const uint8_t *p, size_t n)
-{
-	char *s = malloc(2 * n + 1);
-	size_t i;
-
-	ck_assert_ptr_nonnull(s);
-	for (i = 0; i < n; i++)
-		sprintf(s + 2 * i, "%02X", p[i]);
-	s[2 * n] = '\0';
-	return keep(s);
-}
-
-/* Concatenates strings up to a NULL. */
-static char *cat(const char *first, ...)
-{
-	va_list ap;
-	const char *p;
-	size_t n = 0;
-	char *s;
-
-	va_start(ap, first);
-	for (p = first; p; p = va_arg(ap, const char *))
-		n += strlen(p);
-	va_end(ap);
-	s = malloc(n + 1);
-	ck_assert_ptr_nonnull(s);
-	s[0] = '\0';
-	va_start(ap, first);
-	for (p = first; p; p = va_arg(ap, const char *))
-		strcat(s, p);
-	va_end(ap);
-	return keep(s);
-}
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s = malloc(512);
-
-	ck_assert_ptr_nonnull(s);
-	va_start(ap, f);
-	vsnprintf(s, 512, f, ap);
-	va_end(ap);
-	return keep(s);
-}
-
 /* Bytes the test owns, as hex-friendly spans. */
 struct bytes {
 	uint8_t *p;
 	size_t n;
 };
 
-static struct bytes bytes_hdr(uint32_t tag, size_t len)
-{
-	static uint8_t h[8];
-	struct bytes b = {h, 0};
-
-	if (tag > 0xFFFF)
-		h[b.n++] = (uint8_t)(tag >> 16);
-	if (tag > 0xFF)
-		h[b.n++] = (uint8_t)(tag >> 8);
-	h[b.n++] = (uint8_t)tag;
-	if (len < 0x80) {
-		h[b.n++] = (uint8_t)len;
-	} else if (len < 0x100) {
-		h[b.n++] = 0x81;
-		h[b.n++] = (uint8_t)len;
-	} else {
-		h[b.n++] = 0x82;
-		h[b.n++] = (uint8_t)(len >> 8);
-		h[b.n++] = (uint8_t)len;
-	}
-	return b;
-}
-
-/* A TLV as hex. */
-static char *tlv(uint32_t tag, const char *valhex)
-{
-	struct bytes h = bytes_hdr(tag, strlen(valhex) / 2);
-
-	return cat(hx(h.p, h.n), valhex, NULL);
-}
-
+/* A certificate under O=kyso test, freed with the test's strings. */
 static uint8_t *der_cert(EVP_PKEY *pk, const char *cn, size_t *len)
 {
-	X509 *x = X509_new();
-	X509_NAME *name;
-	unsigned char *der = NULL, *copy;
-	int n;
-
-	ck_assert_ptr_nonnull(x);
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
-	X509_gmtime_adj(X509_getm_notBefore(x), 0);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	name = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
-				   (const unsigned char *)"kyso test", -1, -1,
-				   0);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-				   (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(x, name);
-	X509_set_pubkey(x, pk);
-	ck_assert_int_gt(X509_sign(x, pk, EVP_sha256()), 0);
-	n = i2d_X509(x, &der);
-	ck_assert_int_gt(n, 0);
-	copy = malloc((size_t)n);
-	memcpy(copy, der, (size_t)n);
-	OPENSSL_free(der);
-	X509_free(x);
-	*len = (size_t)n;
-	keep((char *)copy);
-	return copy;
+	return keep(cert_der(pk, "kyso test", cn, len));
 }
 
 static struct bytes gzip_bytes(const uint8_t *p, size_t n)
@@ -197,7 +59,7 @@ static struct bytes gzip_bytes(const uint8_t *p, size_t n)
 	    deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY),
 	    Z_OK);
 	b.n = deflateBound(&z, n) + 32;
-	b.p = malloc(b.n);
+	b.p = keep(malloc(b.n));
 	z.next_in = (Bytef *)p;
 	z.avail_in = (uInt)n;
 	z.next_out = b.p;
@@ -205,7 +67,6 @@ static struct bytes gzip_bytes(const uint8_t *p, size_t n)
 	ck_assert_int_eq(deflate(&z, Z_FINISH), Z_STREAM_END);
 	b.n = z.total_out;
 	deflateEnd(&z);
-	keep((char *)b.p);
 	return b;
 }
 
@@ -230,11 +91,7 @@ struct script {
 
 static void step(struct script *s, const char *cmd, const char *resp)
 {
-	s->v = realloc(s->v, (s->n + 1) * sizeof(*s->v));
-	ck_assert_ptr_nonnull(s->v);
-	s->v[s->n].cmd = cmd;
-	s->v[s->n].resp = resp;
-	s->n++;
+	script_add(&s->v, &s->n, cmd, resp);
 }
 
 /* A command whose answer (hex data, then sw) may be longer than one short
@@ -282,16 +139,6 @@ struct rig {
 	struct kyso_token *tok;
 };
 
-static struct kyso_token *new_token(void)
-{
-	struct kyso_token *tok = calloc(1, sizeof(*tok));
-
-	ck_assert_ptr_nonnull(tok);
-	tok->user_tries = tok->user_max = tok->so_tries = tok->so_max = -1;
-	tok->login = KYSO_NOBODY;
-	return tok;
-}
-
 static void rig_start(struct rig *r, int ext)
 {
 	memset(r, 0, sizeof(*r));
@@ -321,13 +168,6 @@ static void rig_done(struct rig *r)
 	kyso_token_free(r->tok);
 	kyso_card_free(r->card);
 	free(r->s.v);
-}
-
-/* Every step consumed, every command as expected. */
-static void script_done(const struct rig *r)
-{
-	ck_assert_int_eq(kyso_script_mismatch(r->card), 0);
-	ck_assert_uint_eq(kyso_script_left(r->card), 0);
 }
 
 static int count_class(const struct kyso_token *tok, CK_OBJECT_CLASS cls)
@@ -439,7 +279,7 @@ START_TEST(match_claims_a_card_that_selects_the_piv_aid)
 	r.card->ext_apdu = 0; /* a fresh handle: the ATR decides */
 	ck_assert_int_eq(kyso_driver_piv.match(r.card), 1);
 	ck_assert_int_eq(r.card->ext_apdu, 1);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -456,7 +296,7 @@ START_TEST(match_declines_a_card_without_the_piv_aid)
 	/* not ours: the handle is left as it was */
 	ck_assert_int_eq(r.card->ext_apdu, 0);
 	ck_assert_ptr_null(r.card->drvdata);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -484,7 +324,7 @@ START_TEST(bind_takes_algorithm_limits_from_the_property_template)
 	ck_assert_uint_eq(r.tok->rsa_max, 2048);
 	ck_assert_uint_eq(r.tok->ec_min, 256);
 	ck_assert_uint_eq(r.tok->ec_max, 256);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -534,7 +374,7 @@ START_TEST(bind_of_an_empty_card_adds_nothing_and_reads_no_retired_slot)
 	ck_assert_uint_eq(r.tok->ec_max, 384);
 	ck_assert_int_eq(r.tok->so_pin, 1);
 	ck_assert_int_eq(r.tok->user_tries, 3);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -555,7 +395,7 @@ START_TEST(bind_adds_key_and_certificate_of_a_slot_under_one_id_and_label)
 	step(&r.s, VERIFY_STATUS, "9000");
 	rig_card(&r);
 	ck_assert_int_eq(kyso_driver_piv.bind(r.card, r.tok), CKR_OK);
-	script_done(&r);
+	script_done(r.card);
 
 	ck_assert_uint_eq(r.tok->nkeys, 1);
 	ck_assert_uint_eq(r.tok->keys[0].ref, 0x9A);
@@ -606,7 +446,7 @@ START_TEST(bind_inflates_a_compressed_certificate)
 	step(&r.s, VERIFY_STATUS, "63C3");
 	rig_card(&r);
 	ck_assert_int_eq(kyso_driver_piv.bind(r.card, r.tok), CKR_OK);
-	script_done(&r);
+	script_done(r.card);
 	ck_assert_uint_eq(r.tok->nkeys, 1);
 	ck_assert_uint_eq(r.tok->keys[0].ref, 0x9C);
 	ck_assert_uint_eq(r.tok->keys[0].id[0], 0x02);
@@ -641,7 +481,7 @@ START_TEST(bind_gives_each_slot_its_usage)
 	step(&r.s, VERIFY_STATUS, "63C3");
 	rig_card(&r);
 	ck_assert_int_eq(kyso_driver_piv.bind(r.card, r.tok), CKR_OK);
-	script_done(&r);
+	script_done(r.card);
 	ck_assert_uint_eq(r.tok->nkeys, 4);
 	/* 9D: key management, decrypt only */
 	ck_assert_uint_eq(r.tok->keys[2].ref, 0x9D);
@@ -678,7 +518,7 @@ START_TEST(bind_reads_the_retired_slots_the_key_history_announces)
 	step(&r.s, VERIFY_STATUS, "63C3");
 	rig_card(&r);
 	ck_assert_int_eq(kyso_driver_piv.bind(r.card, r.tok), CKR_OK);
-	script_done(&r);
+	script_done(r.card);
 	ck_assert_uint_eq(r.tok->nkeys, 1);
 	ck_assert_uint_eq(r.tok->keys[0].ref, 0x82);
 	ck_assert_uint_eq(r.tok->keys[0].id[0], 0x05);
@@ -713,7 +553,7 @@ START_TEST(bind_ignores_a_key_history_that_claims_too_many_keys)
 		step(&r.s, VERIFY_STATUS, "63C3");
 		rig_card(&r);
 		ck_assert_int_eq(kyso_driver_piv.bind(r.card, r.tok), CKR_OK);
-		script_done(&r);
+		script_done(r.card);
 		ck_assert_uint_eq(r.tok->nobjs, 0);
 		rig_done(&r);
 	}
@@ -770,7 +610,7 @@ START_TEST(bind_skips_malformed_containers)
 		rig_card(&r);
 		ck_assert_msg(kyso_driver_piv.bind(r.card, r.tok) == CKR_OK,
 			      "case %zu", i);
-		script_done(&r);
+		script_done(r.card);
 		ck_assert_msg(r.tok->nobjs == 0 && r.tok->nkeys == 0,
 			      "case %zu added an object", i);
 		rig_done(&r);
@@ -789,7 +629,7 @@ START_TEST(bind_takes_the_serial_from_the_fasc_n_when_the_guid_is_zero)
 	step(&r.s, VERIFY_STATUS, "63C3");
 	rig_card(&r);
 	ck_assert_int_eq(kyso_driver_piv.bind(r.card, r.tok), CKR_OK);
-	script_done(&r);
+	script_done(r.card);
 	ck_assert_str_eq(r.tok->serial, "108421c84210c3eb");
 	rig_done(&r);
 }
@@ -827,7 +667,7 @@ START_TEST(bind_notes_a_locked_pin)
 	rig_card(&r);
 	ck_assert_int_eq(kyso_driver_piv.bind(r.card, r.tok), CKR_OK);
 	ck_assert_int_eq(r.tok->user_tries, 0);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -843,7 +683,7 @@ START_TEST(bind_survives_a_card_without_a_pin_status)
 	rig_card(&r);
 	ck_assert_int_eq(kyso_driver_piv.bind(r.card, r.tok), CKR_OK);
 	ck_assert_int_eq(r.tok->user_tries, -1);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -878,7 +718,7 @@ static unsigned long bind_four(int ext)
 	step(&r.s, VERIFY_STATUS, "63C3");
 	rig_card(&r);
 	ck_assert_int_eq(kyso_driver_piv.bind(r.card, r.tok), CKR_OK);
-	script_done(&r);
+	script_done(r.card);
 	ck_assert_uint_eq(r.tok->nkeys, 4);
 	n = (unsigned long)r.card->apdus;
 	ck_assert_uint_eq(n, r.s.n);
@@ -926,7 +766,7 @@ START_TEST(login_sends_the_pin_padded_with_ff)
 					       &tries),
 			 CKR_OK);
 	ck_assert_int_eq(tries, -1);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -943,7 +783,7 @@ START_TEST(a_wrong_pin_is_sent_once_and_reports_the_tries_left)
 			 CKR_PIN_INCORRECT);
 	ck_assert_int_eq(tries, 2);
 	ck_assert_uint_eq(r.card->apdus, 1);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -959,7 +799,7 @@ START_TEST(a_locked_pin_reports_no_tries_left)
 					       &tries),
 			 CKR_PIN_LOCKED);
 	ck_assert_int_eq(tries, 0);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -982,7 +822,7 @@ START_TEST(a_pin_of_nine_characters_is_refused_without_talking_to_the_card)
 					       &tries),
 			 CKR_PIN_LEN_RANGE);
 	ck_assert_uint_eq(r.card->apdus, 0);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -998,7 +838,7 @@ START_TEST(a_pin_the_card_refuses_by_format_is_invalid)
 					       &tries),
 			 CKR_PIN_INVALID);
 	ck_assert_int_eq(tries, -1);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -1013,7 +853,7 @@ START_TEST(context_specific_login_sends_the_same_verify)
 					       (const uint8_t *)"123456", 6,
 					       &tries),
 			 CKR_OK);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -1037,7 +877,7 @@ START_TEST(pin_status_asks_without_spending_a_try)
 	ck_assert_int_eq(kyso_driver_piv.pin_status(r.card, CKU_USER, &tries),
 			 CKR_PIN_LOCKED);
 	ck_assert_int_eq(tries, 0);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -1069,7 +909,7 @@ START_TEST(change_pin_sends_old_and_new_padded)
 			     r.card, CKU_USER, (const uint8_t *)"123456", 6,
 			     (const uint8_t *)"123456789", 9, &tries),
 			 CKR_PIN_LEN_RANGE);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -1095,7 +935,7 @@ START_TEST(puk_login_sends_nothing_and_unblock_uses_it_once)
 	ck_assert_int_eq(kyso_driver_piv.unblock(
 			     r.card, (const uint8_t *)"654321", 6, &tries),
 			 CKR_USER_NOT_LOGGED_IN);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -1120,7 +960,7 @@ START_TEST(a_wrong_puk_reports_its_tries_and_is_not_sent_again)
 	ck_assert_int_eq(kyso_driver_piv.unblock(
 			     r.card, (const uint8_t *)"222222", 6, &tries),
 			 CKR_USER_NOT_LOGGED_IN);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -1153,7 +993,7 @@ START_TEST(logout_resets_the_pin_status_and_forgets_the_puk)
 	ck_assert_int_eq(kyso_driver_piv.unblock(
 			     r.card, (const uint8_t *)"654321", 6, &tries),
 			 CKR_USER_NOT_LOGGED_IN);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -1466,7 +1306,7 @@ START_TEST(rsa_2048_sign_sends_one_extended_apdu)
 	    kyso_driver_piv.sign(r.card, &k, in, 256, out, &outlen), CKR_OK);
 	ck_assert_uint_eq(outlen, 256);
 	ck_assert_mem_eq(out, sig, 256);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -1493,7 +1333,7 @@ START_TEST(rsa_2048_sign_chains_without_extended_length)
 	ck_assert_int_eq(
 	    kyso_driver_piv.sign(r.card, &k, in, 256, out, &outlen), CKR_OK);
 	ck_assert_mem_eq(out, sig, 256);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -1535,7 +1375,7 @@ START_TEST(ec_p256_sign_turns_the_der_signature_into_r_and_s)
 	    kyso_driver_piv.sign(r.card, &k, hash, 32, out, &outlen), CKR_OK);
 	ck_assert_uint_eq(outlen, 64);
 	ck_assert_mem_eq(out, raw, 64);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -1619,7 +1459,7 @@ START_TEST(sign_before_login_reports_user_not_logged_in)
 	ck_assert_int_eq(
 	    kyso_driver_piv.sign(r.card, &k, in, 256, out, &outlen),
 	    CKR_USER_NOT_LOGGED_IN);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -1671,7 +1511,7 @@ START_TEST(decrypt_returns_a_modulus_sized_block)
 	ck_assert_int_eq(
 	    kyso_driver_piv.decrypt(r.card, &k, in, 32, out, &outlen),
 	    CKR_KEY_TYPE_INCONSISTENT);
-	script_done(&r);
+	script_done(r.card);
 	rig_done(&r);
 }
 END_TEST
@@ -1940,18 +1780,13 @@ END_TEST
 /* --- suite -----------------------------------------------------------------
  */
 
-static void teardown(void)
-{
-	arena_free();
-}
-
 static Suite *piv_suite(void)
 {
 	Suite *s = suite_create("piv");
 	TCase *t;
 
 	t = tcase_create("atr");
-	tcase_add_checked_fixture(t, NULL, teardown);
+	tcase_add_checked_fixture(t, NULL, arena_free);
 	tcase_add_test(
 	    t, atr_with_the_extended_length_bit_announces_extended_apdus);
 	tcase_add_test(t, atr_without_the_bit_announces_short_apdus);
@@ -1960,7 +1795,7 @@ static Suite *piv_suite(void)
 	suite_add_tcase(s, t);
 
 	t = tcase_create("match");
-	tcase_add_checked_fixture(t, NULL, teardown);
+	tcase_add_checked_fixture(t, NULL, arena_free);
 	tcase_add_test(t, match_claims_a_card_that_selects_the_piv_aid);
 	tcase_add_test(t, match_declines_a_card_without_the_piv_aid);
 	tcase_add_test(t,
@@ -1968,7 +1803,7 @@ static Suite *piv_suite(void)
 	suite_add_tcase(s, t);
 
 	t = tcase_create("bind");
-	tcase_add_checked_fixture(t, NULL, teardown);
+	tcase_add_checked_fixture(t, NULL, arena_free);
 	tcase_add_test(
 	    t, bind_of_an_empty_card_adds_nothing_and_reads_no_retired_slot);
 	tcase_add_test(
@@ -1995,7 +1830,7 @@ static Suite *piv_suite(void)
 	suite_add_tcase(s, t);
 
 	t = tcase_create("pin");
-	tcase_add_checked_fixture(t, NULL, teardown);
+	tcase_add_checked_fixture(t, NULL, arena_free);
 	tcase_add_test(t, login_sends_the_pin_padded_with_ff);
 	tcase_add_test(t, a_wrong_pin_is_sent_once_and_reports_the_tries_left);
 	tcase_add_test(t, a_locked_pin_reports_no_tries_left);
@@ -2012,7 +1847,7 @@ static Suite *piv_suite(void)
 	suite_add_tcase(s, t);
 
 	t = tcase_create("management key");
-	tcase_add_checked_fixture(t, NULL, teardown);
+	tcase_add_checked_fixture(t, NULL, arena_free);
 	tcase_add_test(
 	    t, management_key_login_proves_the_default_3des_key_both_ways);
 	tcase_add_test(t,
@@ -2028,7 +1863,7 @@ static Suite *piv_suite(void)
 	suite_add_tcase(s, t);
 
 	t = tcase_create("private key");
-	tcase_add_checked_fixture(t, NULL, teardown);
+	tcase_add_checked_fixture(t, NULL, arena_free);
 	tcase_add_test(t, rsa_2048_sign_sends_one_extended_apdu);
 	tcase_add_test(t, rsa_2048_sign_chains_without_extended_length);
 	tcase_add_test(t, ec_p256_sign_turns_the_der_signature_into_r_and_s);
@@ -2040,7 +1875,7 @@ static Suite *piv_suite(void)
 	suite_add_tcase(s, t);
 
 	t = tcase_create("administration");
-	tcase_add_checked_fixture(t, NULL, teardown);
+	tcase_add_checked_fixture(t, NULL, arena_free);
 	tcase_add_test(t, generate_needs_the_management_key);
 	tcase_add_test(t, generate_rsa_2048_in_9a_returns_the_card_public_key);
 	tcase_add_test(t, generate_p256_in_9c_takes_the_slot_label);

@@ -3,7 +3,6 @@
  * written out here in hex from ISO/IEC 7816-15, their every truncation,
  * and the encoders read back by the parser. */
 #include <check.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,82 +13,12 @@
 #include <openssl/x509.h>
 
 #include "drivers/pkcs15.h"
+#include "hexs.h"
 #include "iso7816/asn1.h"
+#include "p15-hex.h"
 #include "util/buf.h"
 
-/* --- hex building -------------------------------------------------------- */
-
-static char *arena[512];
-static size_t narena;
-
-static char *keep(char *s)
-{
-	ck_assert_uint_lt(narena, 512);
-	arena[narena++] = s;
-	return s;
-}
-
-static void teardown(void)
-{
-	while (narena > 0)
-		free(arena[--narena]);
-}
-
-static char *cat(const char *first, ...)
-{
-	va_list ap;
-	const char *p;
-	size_t n = 0;
-	char *s;
-
-	va_start(ap, first);
-	for (p = first; p; p = va_arg(ap, const char *))
-		n += strlen(p);
-	va_end(ap);
-	s = malloc(n + 1);
-	ck_assert_ptr_nonnull(s);
-	s[0] = '\0';
-	va_start(ap, first);
-	for (p = first; p; p = va_arg(ap, const char *))
-		strcat(s, p);
-	va_end(ap);
-	return keep(s);
-}
-
-/* A DER element as hex: tag (1 or 2 bytes), length, value. */
-static char *tlv(unsigned tag, const char *val)
-{
-	size_t len = strlen(val) / 2;
-	char h[48];
-
-	if (len < 0x80)
-		snprintf(h, sizeof(h), tag > 0xFF ? "%04X%02zX" : "%02X%02zX",
-			 tag, len);
-	else if (len < 0x100)
-		snprintf(h, sizeof(h),
-			 tag > 0xFF ? "%04X81%02zX" : "%02X81%02zX", tag, len);
-	else
-		snprintf(h, sizeof(h),
-			 tag > 0xFF ? "%04X82%04zX" : "%02X82%04zX", tag, len);
-	return cat(h, val, NULL);
-}
-
-static char *hex_of(const uint8_t *p, size_t n)
-{
-	char *s = malloc(2 * n + 1);
-	size_t i;
-
-	ck_assert_ptr_nonnull(s);
-	for (i = 0; i < n; i++)
-		sprintf(s + 2 * i, "%02X", p[i]);
-	s[2 * n] = '\0';
-	return keep(s);
-}
-
-static char *utf8(const char *s)
-{
-	return hex_of((const uint8_t *)s, strlen(s));
-}
+/* --- bytes from hex ------------------------------------------------------ */
 
 struct bin {
 	uint8_t p[8192];
@@ -101,10 +30,8 @@ static struct bin *bin(const char *hex)
 	static struct bin b[4];
 	static int k;
 	struct bin *r = &b[k++ % 4];
-	long n = kyso_unhex(hex, r->p, sizeof(r->p));
 
-	ck_assert_int_ge(n, 0);
-	r->n = (size_t)n;
+	r->n = unhex(hex, r->p, sizeof(r->p));
 	return r;
 }
 
@@ -119,72 +46,16 @@ static struct kyso_asn1 first(const struct bin *b)
 
 /* --- PKCS#15 objects as pkcs15-init writes them -------------------------- */
 
+/* The application DF; the entries are p15-hex.h's. */
 #define PATH_APP "3F005015"
-
-static char *path(const char *p)
-{
-	return tlv(0x30, tlv(0x04, p));
-}
-
-/* CommonObjectAttributes: label, flags (private, modifiable), authId */
-static char *coa(const char *label, const char *auth)
-{
-	return tlv(0x30, cat(tlv(0x0C, utf8(label)), "030206C0",
-			     auth ? tlv(0x04, auth) : "", NULL));
-}
-
-static char *user_pin(void)
-{
-	/* flags local, initialized, needs-padding; ascii-numeric; 4..16;
-	 * reference 1; pad 00; path 3F005015 */
-	return tlv(
-	    0x30, cat(coa("User PIN", NULL), tlv(0x30, "040101"),
-		      tlv(0xA1, tlv(0x30, cat("0302024C", "0A0101", "020104",
-					      "020110", "020110", "800101",
-					      "040100", path(PATH_APP), NULL))),
-		      NULL));
-}
-
-static char *so_pin(void)
-{
-	/* unblockingPin and soPin added: bits 6, 7 */
-	return tlv(0x30,
-		   cat(coa("Security Officer PIN", NULL), tlv(0x30, "040102"),
-		       tlv(0xA1, tlv(0x30, cat("0302004F", "0A0101", "020104",
-					       "020110", "020110", "800102",
-					       "040100", NULL))),
-		       NULL));
-}
-
-/* PrKDF entry; usage sign + non-repudiation = bits 2 and 9 */
-static char *prkey(unsigned tag, const char *id, const char *p, int ref,
-		   unsigned bits)
-{
-	char r[16], b[16];
-
-	snprintf(r, sizeof(r), "0201%02X", ref);
-	snprintf(b, sizeof(b), "0202%04X", bits);
-	return tlv(tag, cat(coa("Key", "01"),
-			    tlv(0x30, cat(tlv(0x04, id),
-					  "030306"
-					  "2040",
-					  "030203B8", ref >= 0 ? r : "", NULL)),
-			    tlv(0xA1, tlv(0x30, cat(path(p), b, NULL))), NULL));
-}
-
-static char *cert_entry(const char *id, const char *p)
-{
-	return tlv(0x30, cat(coa("Cert", NULL), tlv(0x30, tlv(0x04, id)),
-			     tlv(0xA1, tlv(0x30, path(p))), NULL));
-}
 
 /* --- the ASN.1 reader ---------------------------------------------------- */
 
 START_TEST(asn1_reads_short_and_long_lengths_and_multibyte_tags)
 {
-	struct bin *b = bin(
-	    cat("0401AA", tlv(0x04, cat(hex_of((uint8_t[200]){0}, 200), NULL)),
-		"5F2001BB", NULL));
+	struct bin *b =
+	    bin(cat("0401AA", tlv(0x04, cat(hx((uint8_t[200]){0}, 200), NULL)),
+		    "5F2001BB", NULL));
 	struct kyso_cur c = kyso_cur_make(b->p, b->n);
 	struct kyso_asn1 t;
 
@@ -296,9 +167,9 @@ START_TEST(relative_paths_join_the_application_and_absolute_ones_stay)
 			     out;
 
 	ck_assert_int_eq(kyso_p15_path_join(&app, &rel, &out), 0);
-	ck_assert_str_eq(hex_of(out.v, out.len), "3F0050154402");
+	ck_assert_str_eq(hx(out.v, out.len), "3F0050154402");
 	ck_assert_int_eq(kyso_p15_path_join(&app, &abs, &out), 0);
-	ck_assert_str_eq(hex_of(out.v, out.len), "3F0050153100");
+	ck_assert_str_eq(hx(out.v, out.len), "3F0050153100");
 	app.len = 16;
 	ck_assert_int_eq(kyso_p15_path_join(&app, &rel, &out), -1);
 }
@@ -315,7 +186,7 @@ START_TEST(ef_dir_record_gives_aid_label_and_path)
 	ck_assert_uint_eq(a.aidlen, 12);
 	ck_assert_int_eq(memcmp(a.aid, kyso_p15_aid, 12), 0);
 	ck_assert_str_eq(a.label, "ePass2003");
-	ck_assert_str_eq(hex_of(a.path.v, a.path.len), PATH_APP);
+	ck_assert_str_eq(hx(a.path.v, a.path.len), PATH_APP);
 	/* an odd path, no AID, another template */
 	b = bin(tlv(0x61, cat(tlv(0x4F, "A0"), tlv(0x51, "3F0050"), NULL)));
 	ck_assert_int_eq(kyso_p15_dir_entry(b->p, b->n, &a), -1);
@@ -330,10 +201,11 @@ START_TEST(odf_lists_each_kind_of_directory_file)
 {
 	struct kyso_p15_odf odf;
 	struct bin *b = bin(cat(
-	    tlv(0xA8, path("3F0050154401")), tlv(0xA0, path("3F0050154402")),
-	    tlv(0xA1, path("4403")), tlv(0xA4, path("3F0050154404")),
-	    tlv(0xA7, path("3F0050154405")), tlv(0xAF, path("3F0050154409")),
-	    "0000000000", NULL));
+	    tlv(0xA8, p15_path("3F0050154401")),
+	    tlv(0xA0, p15_path("3F0050154402")), tlv(0xA1, p15_path("4403")),
+	    tlv(0xA4, p15_path("3F0050154404")),
+	    tlv(0xA7, p15_path("3F0050154405")),
+	    tlv(0xAF, p15_path("3F0050154409")), "0000000000", NULL));
 
 	ck_assert_int_eq(kyso_p15_odf(b->p, b->n, &odf), 0);
 	ck_assert_uint_eq(odf.n[KYSO_P15_AODF], 1);
@@ -342,9 +214,9 @@ START_TEST(odf_lists_each_kind_of_directory_file)
 	ck_assert_uint_eq(odf.n[KYSO_P15_CDF], 1);
 	ck_assert_uint_eq(odf.n[KYSO_P15_DODF], 1);
 	ck_assert_str_eq(
-	    hex_of(odf.df[KYSO_P15_PUKDF][0].v, odf.df[KYSO_P15_PUKDF][0].len),
+	    hx(odf.df[KYSO_P15_PUKDF][0].v, odf.df[KYSO_P15_PUKDF][0].len),
 	    "4403");
-	b = bin(cat(tlv(0xA8, path("3F0050154401")), "0401AA", NULL));
+	b = bin(cat(tlv(0xA8, p15_path("3F0050154401")), "0401AA", NULL));
 	ck_assert_int_eq(kyso_p15_odf(b->p, b->n, &odf), -1);
 	b = bin(tlv(0xA8, "3005"));
 	ck_assert_int_eq(kyso_p15_odf(b->p, b->n, &odf), -1);
@@ -362,7 +234,7 @@ START_TEST(tokeninfo_gives_serial_manufacturer_label_and_flags)
 
 	ck_assert_int_eq(kyso_p15_tokeninfo(b->p, b->n, &ti), 0);
 	ck_assert_uint_eq(ti.seriallen, 8);
-	ck_assert_str_eq(hex_of(ti.serial, 8), "2E6F4550001A0028");
+	ck_assert_str_eq(hx(ti.serial, 8), "2E6F4550001A0028");
 	ck_assert_str_eq(ti.manufacturer, "EnterSafe");
 	ck_assert_str_eq(ti.label, "kyso");
 	ck_assert_uint_eq(ti.flags, KYSO_P15_TOKEN_PRN);
@@ -381,7 +253,8 @@ END_TEST
 START_TEST(aodf_pins_as_pkcs15_init_writes_them)
 {
 	struct kyso_p15_pin pin;
-	struct kyso_asn1 t = first(bin(user_pin()));
+	struct kyso_asn1 t =
+	    first(bin(p15_pin("User PIN", 1, P15_PIN_FLAGS, PATH_APP)));
 
 	ck_assert_int_eq(kyso_p15_pin(&t, &pin), KYSO_P15_OK);
 	ck_assert_str_eq(pin.c.label, "User PIN");
@@ -395,9 +268,10 @@ START_TEST(aodf_pins_as_pkcs15_init_writes_them)
 	ck_assert_uint_eq(pin.max_len, 16);
 	ck_assert_uint_eq(pin.reference, 1);
 	ck_assert_int_eq(pin.pad_char, 0);
-	ck_assert_str_eq(hex_of(pin.path.v, pin.path.len), PATH_APP);
+	ck_assert_str_eq(hx(pin.path.v, pin.path.len), PATH_APP);
 
-	t = first(bin(so_pin()));
+	t = first(
+	    bin(p15_pin("Security Officer PIN", 2, P15_PIN_FLAGS_SO, NULL)));
 	ck_assert_int_eq(kyso_p15_pin(&t, &pin), KYSO_P15_OK);
 	ck_assert(pin.flags & KYSO_P15_PIN_SO);
 	ck_assert(pin.flags & KYSO_P15_PIN_UNBLOCKING);
@@ -412,12 +286,12 @@ END_TEST
 START_TEST(prkdf_rsa_and_ec_keys)
 {
 	struct kyso_p15_key k;
-	struct kyso_asn1 t =
-	    first(bin(prkey(0x30, "45", "3F0050152900", 0, 2048)));
+	struct kyso_asn1 t = first(bin(p15_prkey(
+	    0x30, "Key", "45", P15_USAGE_SIGN, "3F0050152900", 0, 2048)));
 
 	ck_assert_int_eq(kyso_p15_prkey(&t, &k), KYSO_P15_OK);
 	ck_assert_int_eq(k.type, KYSO_P15_KEY_RSA);
-	ck_assert_str_eq(hex_of(k.id, k.idlen), "45");
+	ck_assert_str_eq(hx(k.id, k.idlen), "45");
 	ck_assert_uint_eq(k.usage,
 			  KYSO_P15_USE_SIGN | KYSO_P15_USE_NONREPUDIATION);
 	ck_assert_int_eq(k.native, 1);
@@ -425,22 +299,24 @@ START_TEST(prkdf_rsa_and_ec_keys)
 	ck_assert_int_eq(k.has_ref, 1);
 	ck_assert_uint_eq(k.ref, 0);
 	ck_assert_uint_eq(k.bits, 2048);
-	ck_assert_str_eq(hex_of(k.path.v, k.path.len), "3F0050152900");
-	ck_assert_str_eq(hex_of(k.c.auth_id, k.c.auth_idlen), "01");
+	ck_assert_str_eq(hx(k.path.v, k.path.len), "3F0050152900");
+	ck_assert_str_eq(hx(k.c.auth_id, k.c.auth_idlen), "01");
 
-	t = first(bin(prkey(0xA0, "4601", "3F0050152901", -1, 256)));
+	t = first(bin(p15_prkey(0xA0, "Key", "4601", P15_USAGE_SIGN,
+				"3F0050152901", -1, 256)));
 	ck_assert_int_eq(kyso_p15_prkey(&t, &k), KYSO_P15_OK);
 	ck_assert_int_eq(k.type, KYSO_P15_KEY_EC);
 	ck_assert_int_eq(k.has_ref, 0);
 	ck_assert_uint_eq(k.bits, 256);
 
 	/* DSA [2] and GOST [3]: other kinds */
-	t = first(bin(prkey(0xA2, "47", "3F0050152902", 2, 1024)));
+	t = first(bin(p15_prkey(0xA2, "Key", "47", P15_USAGE_SIGN,
+				"3F0050152902", 2, 1024)));
 	ck_assert_int_eq(kyso_p15_prkey(&t, &k), KYSO_P15_OTHER);
 	/* a private key given as a value is not one kyso can use */
 	t = first(bin(tlv(
 	    0x30,
-	    cat(coa("K", NULL), tlv(0x30, cat("040101", "03020520", NULL)),
+	    cat(p15_coa("K", NULL), tlv(0x30, cat("040101", "03020520", NULL)),
 		tlv(0xA1, tlv(0x30, cat(tlv(0xA0, "0400"), "02020400", NULL))),
 		NULL))));
 	ck_assert_int_eq(kyso_p15_prkey(&t, &k), KYSO_P15_OTHER);
@@ -450,15 +326,15 @@ END_TEST
 START_TEST(cdf_certificates_by_path_and_by_value)
 {
 	struct kyso_p15_cert c;
-	struct kyso_asn1 t = first(bin(cert_entry("45", "3F0050153100")));
+	struct kyso_asn1 t = first(bin(p15_cert("Cert", "45", "3F0050153100")));
 
 	ck_assert_int_eq(kyso_p15_cert(&t, &c), KYSO_P15_OK);
 	ck_assert_str_eq(c.c.label, "Cert");
-	ck_assert_str_eq(hex_of(c.id, c.idlen), "45");
-	ck_assert_str_eq(hex_of(c.path.v, c.path.len), "3F0050153100");
+	ck_assert_str_eq(hx(c.id, c.idlen), "45");
+	ck_assert_str_eq(hx(c.path.v, c.path.len), "3F0050153100");
 	ck_assert_ptr_null(c.direct);
 
-	t = first(bin(tlv(0x30, cat(coa("C", NULL),
+	t = first(bin(tlv(0x30, cat(p15_coa("C", NULL),
 				    tlv(0x30, cat("040145", "0101FF", NULL)),
 				    tlv(0xA1, tlv(0x30, tlv(0xA0, "30030201"
 								  "05"))),
@@ -471,7 +347,7 @@ START_TEST(cdf_certificates_by_path_and_by_value)
 	/* a path with index and length */
 	t = first(bin(
 	    tlv(0x30,
-		cat(coa("C", NULL), tlv(0x30, "040145"),
+		cat(p15_coa("C", NULL), tlv(0x30, "040145"),
 		    tlv(0xA1,
 			tlv(0x30, tlv(0x30, cat(tlv(0x04, "3F0050153100"),
 						"020110", "8002012C", NULL)))),
@@ -487,9 +363,10 @@ END_TEST
  * without a crash and never as something it is not. */
 START_TEST(truncated_and_mutated_objects_never_crash)
 {
-	const char *objs[] = {user_pin(),
-			      prkey(0x30, "45", "3F0050152900", 0, 2048),
-			      cert_entry("45", "3F0050153100")};
+	const char *objs[] = {p15_pin("User PIN", 1, P15_PIN_FLAGS, PATH_APP),
+			      p15_prkey(0x30, "Key", "45", P15_USAGE_SIGN,
+					"3F0050152900", 0, 2048),
+			      p15_cert("Cert", "45", "3F0050153100")};
 	struct kyso_p15_pin pin;
 	struct kyso_p15_key k;
 	struct kyso_p15_cert c;
@@ -648,7 +525,7 @@ START_TEST(encoded_entries_read_back_the_same)
 	ck_assert_uint_eq(r.access, 0x1D);
 	ck_assert_uint_eq(r.ref, 3);
 	ck_assert_uint_eq(r.bits, 256);
-	ck_assert_str_eq(hex_of(r.path.v, r.path.len), "3F0050152903");
+	ck_assert_str_eq(hx(r.path.v, r.path.len), "3F0050152903");
 
 	s = spki_of(ec_key);
 	k.c.flags = 2;
@@ -680,7 +557,7 @@ START_TEST(encoded_entries_read_back_the_same)
 	ck_assert_int_eq(kyso_p15_next(&cur, &t), 1);
 	ck_assert_int_eq(kyso_p15_cert(&t, &rc), KYSO_P15_OK);
 	ck_assert_str_eq(rc.c.label, "Certificate");
-	ck_assert_str_eq(hex_of(rc.path.v, rc.path.len), "3F0050153103");
+	ck_assert_str_eq(hx(rc.path.v, rc.path.len), "3F0050153103");
 	kyso_buf_free(&out);
 }
 END_TEST
@@ -691,7 +568,7 @@ static Suite *pkcs15_suite(void)
 	TCase *t;
 
 	t = tcase_create("asn1");
-	tcase_add_checked_fixture(t, NULL, teardown);
+	tcase_add_checked_fixture(t, NULL, arena_free);
 	tcase_add_test(t, asn1_reads_short_and_long_lengths_and_multibyte_tags);
 	tcase_add_test(t, asn1_refuses_what_runs_past_the_span);
 	tcase_add_test(t, asn1_typed_getters_check_their_values);
@@ -699,7 +576,7 @@ static Suite *pkcs15_suite(void)
 	suite_add_tcase(s, t);
 
 	t = tcase_create("files");
-	tcase_add_checked_fixture(t, NULL, teardown);
+	tcase_add_checked_fixture(t, NULL, arena_free);
 	tcase_add_test(
 	    t, relative_paths_join_the_application_and_absolute_ones_stay);
 	tcase_add_test(t, ef_dir_record_gives_aid_label_and_path);
@@ -708,7 +585,7 @@ static Suite *pkcs15_suite(void)
 	suite_add_tcase(s, t);
 
 	t = tcase_create("objects");
-	tcase_add_checked_fixture(t, NULL, teardown);
+	tcase_add_checked_fixture(t, NULL, arena_free);
 	tcase_add_test(t, aodf_pins_as_pkcs15_init_writes_them);
 	tcase_add_test(t, prkdf_rsa_and_ec_keys);
 	tcase_add_test(t, cdf_certificates_by_path_and_by_value);

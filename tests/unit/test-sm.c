@@ -11,28 +11,10 @@
 #include <openssl/rand.h>
 
 #include "crypto/crypto.h"
+#include "hexs.h"
 #include "iso7816/sm.h"
 #include "sm-ref.h"
 #include "util/buf.h"
-
-static size_t unhex(const char *h, uint8_t *out, size_t cap)
-{
-	long n = kyso_unhex(h, out, cap);
-
-	ck_assert_int_ge(n, 0);
-	return (size_t)n;
-}
-
-static char *tohex(const uint8_t *p, size_t n)
-{
-	static char s[2 * 70000 + 1];
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		sprintf(s + 2 * i, "%02X", p[i]);
-	s[2 * n] = '\0';
-	return s;
-}
 
 /* --- MACs ----------------------------------------------------------------- */
 
@@ -48,7 +30,7 @@ START_TEST(retail_mac_matches_the_iso_9797_1_example)
 			    (const uint8_t *)"Now is the time for all ", 24,
 			    mac),
 	    CKR_OK);
-	ck_assert_str_eq(tohex(mac, 8), "A1C72E74EA3FA9B6");
+	ck_assert_str_eq(hx(mac, 8), "A1C72E74EA3FA9B6");
 }
 END_TEST
 
@@ -72,7 +54,7 @@ START_TEST(cmac_matches_the_rfc_4493_examples)
 		n = unhex(msgs[i], m, sizeof(m));
 		ck_assert_int_eq(kyso_mac_cmac(key, 16, NULL, m, n, tag),
 				 CKR_OK);
-		ck_assert_str_eq(tohex(tag, 16), tags[i]);
+		ck_assert_str_eq(hx(tag, 16), tags[i]);
 	}
 }
 END_TEST
@@ -145,7 +127,7 @@ static const char *wrap_hex(enum ref_mode mode, uint8_t ins, uint8_t p1,
 	a.le = le;
 	ck_assert_int_eq(kyso_sm_wrap(&sm, &a, opts, out, sizeof(out), &n),
 			 CKR_OK);
-	return tohex(out, n);
+	return hx(out, n);
 }
 
 /* Expected bytes computed outside kyso (Python, cryptography 48) from
@@ -224,9 +206,8 @@ START_TEST(a_256_byte_block_goes_in_an_extended_apdu)
 	ck_assert_int_eq(kyso_sm_wrap(&sm, &a, 0, out, sizeof(out), &n),
 			 CKR_OK);
 	ck_assert_uint_eq(n, 291);
-	ck_assert_str_eq(tohex(out, 12), "0C2A808600011A8782010901");
-	ck_assert_str_eq(tohex(out + n - 14, 14),
-			 "01008E08F52BC7B6903F39030000");
+	ck_assert_str_eq(hx(out, 12), "0C2A808600011A8782010901");
+	ck_assert_str_eq(hx(out + n - 14, 14), "01008E08F52BC7B6903F39030000");
 }
 END_TEST
 
@@ -577,6 +558,7 @@ static Suite *sm_suite(void)
 	TCase *t;
 
 	t = tcase_create("mac");
+	tcase_add_checked_fixture(t, NULL, arena_free);
 	tcase_add_test(t, retail_mac_matches_the_iso_9797_1_example);
 	tcase_add_test(t, cmac_matches_the_rfc_4493_examples);
 	tcase_add_test(t, cmac_agrees_with_openssl_for_every_length);
@@ -584,6 +566,7 @@ static Suite *sm_suite(void)
 	suite_add_tcase(s, t);
 
 	t = tcase_create("wrap");
+	tcase_add_checked_fixture(t, NULL, arena_free);
 	tcase_add_test(t, wrapped_3des_commands_match_independent_vectors);
 	tcase_add_test(t, wrapped_aes_commands_match_independent_vectors);
 	tcase_add_test(t, wrapped_fips_commands_match_independent_vectors);
@@ -594,6 +577,7 @@ static Suite *sm_suite(void)
 	suite_add_tcase(s, t);
 
 	t = tcase_create("unwrap");
+	tcase_add_checked_fixture(t, NULL, arena_free);
 	tcase_add_loop_test(t, answers_with_data_open_in_every_mode, 0, 3);
 	tcase_add_test(t, an_error_status_word_comes_authenticated);
 	tcase_add_loop_test(t, a_corrupted_mac_is_rejected_and_nothing_is_given,
