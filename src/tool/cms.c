@@ -225,28 +225,12 @@ out:
 
 static CMS_ContentInfo *read_cms(const char *path)
 {
-	unsigned char *buf;
-	const unsigned char *p;
-	CMS_ContentInfo *cms;
-	size_t n;
-	BIO *b;
+	int unreadable;
+	CMS_ContentInfo *cms = kx_read_der_pem(
+	    path, (d2i_of_void *)d2i_CMS_ContentInfo, PEM_STRING_CMS,
+	    &unreadable);
 
-	if (kx_read_file(path, &buf, &n) < 0) {
-		kx_fail(KX_USAGE, _("cannot read %s: %s"), path,
-			strerror(errno));
-		return NULL;
-	}
-	p = buf;
-	cms = d2i_CMS_ContentInfo(NULL, &p, (long)n);
-	if (!cms) {
-		b = BIO_new_mem_buf(buf, (int)n);
-		if (b)
-			cms = PEM_read_bio_CMS(b, NULL, NULL, NULL);
-		BIO_free(b);
-	}
-	free(buf);
-	ERR_clear_error();
-	if (!cms)
+	if (!cms && !unreadable)
 		kx_fail(KX_USAGE, _("%s is not a CMS signature"), path);
 	return cms;
 }

@@ -69,6 +69,9 @@ extern CK_FUNCTION_LIST_PTR kx_p11;
 /* Loads and initializes the module; KX_OK or an exit code (message shown). */
 int kx_p11_load(void);
 void kx_p11_unload(void);
+/* Every slot of the module (*slots: free it); KX_NO_READER (said) when
+ * there is none. */
+int kx_p11_slots(CK_SLOT_ID **slots, CK_ULONG *n);
 /* The module's path as it will be (or was) loaded. */
 const char *kx_module_path(void);
 /* Chooses the token (--token / --slot, or the only one) and opens a session.
@@ -165,6 +168,11 @@ void kx_key_desc(EVP_PKEY *pk, char *buf, size_t cap);
 void kx_date(const ASN1_TIME *t, char *buf, size_t cap);
 /* Whole days from now to t (negative when past). */
 int kx_days_left(const ASN1_TIME *t);
+/* Reads path ("-": standard input) as DER, else as PEM with the label
+ * pem_name, with d2i (e.g. d2i_X509). NULL when it is neither; when the
+ * file cannot be read at all, says so and sets *unreadable. */
+void *kx_read_der_pem(const char *path, d2i_of_void *d2i,
+		      const char *pem_name, int *unreadable);
 /* Reads a certificate in PEM or DER. */
 X509 *kx_read_cert(const char *path);
 /* Writes DER or PEM bytes to path ("-": stdout), replacing it atomically. */

@@ -145,21 +145,9 @@ int kx_cmd_list(int argc, char **argv)
 	rc = kx_p11_load();
 	if (rc != KX_OK)
 		return rc;
-	rv = kx_p11->C_GetSlotList(CK_FALSE, NULL, &n);
-	if (rv == CKR_OK && n > 0) {
-		slots = calloc(n, sizeof(*slots));
-		if (!slots)
-			return kx_fail(KX_FAIL, "%s",
-				       kx_rv_text(CKR_HOST_MEMORY));
-		rv = kx_p11->C_GetSlotList(CK_FALSE, slots, &n);
-	}
-	if (rv != CKR_OK || n == 0) {
-		free(slots);
-		return kx_fail(KX_NO_READER,
-			       _("no card reader found: plug in the token (or "
-				 "the reader) and check that pcscd runs; "
-				 "\"kyso doctor\" tells more"));
-	}
+	rc = kx_p11_slots(&slots, &n);
+	if (rc != KX_OK)
+		return rc;
 	for (i = 0; i < n; i++) {
 		struct kx_token t;
 

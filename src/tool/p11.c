@@ -217,6 +217,33 @@ static void token_names(struct kx_token *t)
 		t->info.manufacturerID, sizeof(t->info.manufacturerID));
 }
 
+int kx_p11_slots(CK_SLOT_ID **slots, CK_ULONG *n)
+{
+	CK_SLOT_ID *v = NULL;
+	CK_RV rv;
+
+	*slots = NULL;
+	*n = 0;
+	rv = kx_p11->C_GetSlotList(CK_FALSE, NULL, n);
+	if (rv == CKR_OK && *n > 0) {
+		v = calloc(*n, sizeof(*v));
+		if (!v)
+			return kx_fail(KX_FAIL, "%s",
+				       kx_rv_text(CKR_HOST_MEMORY));
+		rv = kx_p11->C_GetSlotList(CK_FALSE, v, n);
+	}
+	if (rv != CKR_OK || *n == 0) {
+		free(v);
+		*n = 0;
+		return kx_fail(KX_NO_READER,
+			       _("no card reader found: plug in the token (or "
+				 "the reader) and check that pcscd runs; "
+				 "\"kyso doctor\" tells more"));
+	}
+	*slots = v;
+	return KX_OK;
+}
+
 int kx_token_open(struct kx_token *t, int rw)
 {
 	CK_SLOT_ID *slots = NULL, found = 0;
@@ -231,21 +258,9 @@ int kx_token_open(struct kx_token *t, int rw)
 	rc = kx_p11_load();
 	if (rc != KX_OK)
 		return rc;
-	rv = kx_p11->C_GetSlotList(CK_FALSE, NULL, &n);
-	if (rv == CKR_OK && n > 0) {
-		slots = calloc(n, sizeof(*slots));
-		if (!slots)
-			return kx_fail(KX_FAIL, "%s",
-				       kx_rv_text(CKR_HOST_MEMORY));
-		rv = kx_p11->C_GetSlotList(CK_FALSE, slots, &n);
-	}
-	if (rv != CKR_OK || n == 0) {
-		free(slots);
-		return kx_fail(KX_NO_READER,
-			       _("no card reader found: plug in the token (or "
-				 "the reader) and check that pcscd runs; "
-				 "\"kyso doctor\" tells more"));
-	}
+	rc = kx_p11_slots(&slots, &n);
+	if (rc != KX_OK)
+		return rc;
 	for (i = 0; i < n; i++) {
 		CK_TOKEN_INFO ti;
 

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -177,30 +178,47 @@ int kx_write_file(const char *path, const unsigned char *p, size_t n)
 	return KX_OK;
 }
 
-X509 *kx_read_cert(const char *path)
+void *kx_read_der_pem(const char *path, d2i_of_void *d2i,
+		      const char *pem_name, int *unreadable)
 {
 	unsigned char *buf;
 	const unsigned char *p;
 	size_t n;
-	X509 *x = NULL;
+	void *obj;
 	BIO *b;
 
+	*unreadable = 0;
 	if (kx_read_file(path, &buf, &n) < 0) {
 		kx_fail(KX_USAGE, _("cannot read %s: %s"), path,
 			strerror(errno));
+		*unreadable = 1;
+		return NULL;
+	}
+	if (n > LONG_MAX || n > INT_MAX) {
+		free(buf);
 		return NULL;
 	}
 	p = buf;
-	x = d2i_X509(NULL, &p, (long)n);
-	if (!x) {
+	obj = d2i(NULL, &p, (long)n);
+	if (!obj) {
 		b = BIO_new_mem_buf(buf, (int)n);
 		if (b)
-			x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+			obj = PEM_ASN1_read_bio(d2i, pem_name, b, NULL, NULL,
+						NULL);
 		BIO_free(b);
 	}
 	free(buf);
 	ERR_clear_error();
-	if (!x)
+	return obj;
+}
+
+X509 *kx_read_cert(const char *path)
+{
+	int unreadable;
+	X509 *x = kx_read_der_pem(path, (d2i_of_void *)d2i_X509,
+				  PEM_STRING_X509, &unreadable);
+
+	if (!x && !unreadable)
 		kx_fail(KX_USAGE,
 			_("%s is not a certificate (PEM or DER expected)"),
 			path);

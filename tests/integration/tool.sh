@@ -173,6 +173,9 @@ inside() {
 	check "verify of a changed file: exit 8, BAD signature" fails_with 8 "BAD signature"
 	k verify "$doc" "$doc"
 	check "verify of something that is not a signature: exit 2" fails_with 2 "not a CMS signature"
+	k verify "$doc" "$T/nosuchfile.p7s"
+	check "verify with a missing signature file: exit 2, one message: it cannot be read" \
+		fails_with 2 "cannot read .*nosuchfile.p7s"
 
 	echo "# csr"
 	k csr --key 01 --subject "/C=VN/O=Sở Tài chính/CN=Nguyễn Văn A" --out "$T/r01.pem" --pin-fd 3 "${P0[@]}" 3<<<"$PIN"
@@ -222,6 +225,9 @@ inside() {
 	check "cert import of a certificate for another key: exit 2" fails_with 2 "not for key 01"
 	k cert import "$T/dummy.csr" --pin-fd 3 "${P0[@]}" 3<<<"$MGMT"
 	check "cert import of a file that is no certificate: exit 2" fails_with 2 "not a certificate"
+	k cert import "$T/nosuchcert.pem" --pin-fd 3 "${P0[@]}" 3<<<"$MGMT"
+	check "cert import of a missing file: exit 2, one message: it cannot be read" \
+		fails_with 2 "cannot read .*nosuchcert.pem"
 	k list "${P0[@]}"
 	check "list: an expired certificate gets its warning" \
 		eval 'out_has "CN=expired 9d" && out_has "\(expired\)" && out_has "Warning: this certificate has EXPIRED"'
