@@ -831,19 +831,10 @@ static CK_RV pin_query(struct kyso_card *card, struct ep_state *st, uint8_t kid,
 		  KYSO_LE_NONE, X_HDR_MAC, NULL, &sw);
 	if (rv != CKR_OK)
 		return rv;
-	if (st->last_plain) {
+	if (st->last_plain)
 		*status = kyso_sw_error(sw);
-	} else if ((sw & 0xFFF0) == 0x63C0) {
-		*tries = sw & 0x0F;
-		*status = *tries ? CKR_OK : CKR_PIN_LOCKED;
-	} else if (sw == 0x6983) {
-		*tries = 0;
-		*status = CKR_PIN_LOCKED;
-	} else if (sw == KYSO_SW_OK) {
-		*status = CKR_OK; /* verified already; no count told */
-	} else {
-		*status = kyso_sw_error(sw);
-	}
+	else
+		*status = kyso_pin_state_sw(sw, tries);
 	return CKR_OK;
 }
 
@@ -2100,6 +2091,14 @@ out:
 	return rv;
 }
 
+/* A status word of a write, as a return value: kyso_sw_to_rv (6982 is
+ * CKR_USER_NOT_LOGGED_IN, 6A84 CKR_DEVICE_MEMORY), but a bare word under
+ * secure messaging is always a failure. */
+static CK_RV write_sw(const struct ep_state *st, uint16_t sw)
+{
+	return st->last_plain ? kyso_sw_error(sw) : kyso_sw_to_rv(sw);
+}
+
 /* 80 E5 04 kid: (max << 4 | max) || the new PIN's key. */
 static CK_RV set_pin_key(struct kyso_card *card, struct ep_state *st,
 			 uint8_t kid, unsigned max, const uint8_t *pin,
@@ -2117,11 +2116,7 @@ static CK_RV set_pin_key(struct kyso_card *card, struct ep_state *st,
 	kyso_wipe(d, sizeof(d));
 	if (rv != CKR_OK)
 		return rv;
-	if (st->last_plain)
-		return kyso_sw_error(sw) == CKR_OK ? CKR_DEVICE_ERROR : kyso_sw_error(sw);
-	if (sw == 0x6982)
-		return CKR_USER_NOT_LOGGED_IN;
-	return sw == KYSO_SW_OK ? CKR_OK : kyso_sw_error(sw);
+	return write_sw(st, sw);
 }
 
 static CK_RV ep_change_pin(struct kyso_card *card, CK_USER_TYPE who,
@@ -2228,7 +2223,7 @@ static CK_RV key_op_run(struct kyso_card *card, struct ep_state *st, void *arg)
 	if (rv != CKR_OK)
 		return rv;
 	if (sw != KYSO_SW_OK)
-		return sw == 0x6982 ? CKR_USER_NOT_LOGGED_IN : kyso_sw_error(sw);
+		return kyso_sw_error(sw); /* 6982: CKR_USER_NOT_LOGGED_IN */
 	resp.max = 1024;
 	resp.secret = !ec;
 	rv = xmit(card, st, 0x00, INS_PSO, ec ? 0x9E : 0x80, ec ? 0x9A : 0x86,
@@ -2236,7 +2231,7 @@ static CK_RV key_op_run(struct kyso_card *card, struct ep_state *st, void *arg)
 	if (rv != CKR_OK)
 		goto out;
 	if (sw != KYSO_SW_OK) {
-		rv = sw == 0x6982 ? CKR_USER_NOT_LOGGED_IN : kyso_sw_error(sw);
+		rv = kyso_sw_error(sw);
 		goto out;
 	}
 	if (ec) {
@@ -2359,23 +2354,6 @@ static const uint8_t acl_prv[8] = {0xFF, 0x90, 0x90, 0x90,
 				   0xFF, 0xFF, 0xFF, 0xFF};
 static const uint8_t acl_pub[8] = {0x90, 0x90, 0x90, 0x90,
 				   0xFF, 0xFF, 0xFF, 0xFF};
-
-/* A status word of a write, as a return value. */
-static CK_RV write_sw(const struct ep_state *st, uint16_t sw)
-{
-	if (st->last_plain)
-		return kyso_sw_error(sw) == CKR_OK ? CKR_DEVICE_ERROR : kyso_sw_error(sw);
-	switch (sw) {
-	case KYSO_SW_OK:
-		return CKR_OK;
-	case 0x6982:
-		return CKR_USER_NOT_LOGGED_IN;
-	case 0x6A84:
-		return CKR_DEVICE_MEMORY;
-	default:
-		return kyso_sw_error(sw);
-	}
-}
 
 /* FCP of a transparent EF of size bytes. */
 static size_t fcp_ef(uint8_t *p, uint16_t fid, size_t size)

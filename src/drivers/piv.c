@@ -663,17 +663,7 @@ static CK_RV pin_query(struct kyso_card *card, int *tries, CK_RV *status)
 		  NULL, &sw);
 	if (rv != CKR_OK)
 		return rv;
-	if (sw == KYSO_SW_OK) {
-		*status = CKR_OK; /* verified already; the count is not told */
-	} else if ((sw & 0xFFF0) == 0x63C0) {
-		*tries = sw & 0x0F;
-		*status = *tries ? CKR_OK : CKR_PIN_LOCKED;
-	} else if (sw == 0x6983) {
-		*tries = 0;
-		*status = CKR_PIN_LOCKED;
-	} else {
-		*status = kyso_sw_error(sw);
-	}
+	*status = kyso_pin_state_sw(sw, tries);
 	return CKR_OK;
 }
 
@@ -1219,7 +1209,7 @@ static CK_RV key_op(struct kyso_card *card, const struct kyso_key *key,
 	if (rv != CKR_OK)
 		return rv;
 	if (sw != KYSO_SW_OK)
-		return sw == 0x6982 ? CKR_USER_NOT_LOGGED_IN : kyso_sw_error(sw);
+		return kyso_sw_error(sw); /* 6982: CKR_USER_NOT_LOGGED_IN */
 	if (dyn_auth_item(resp->p, resp->len, 0x82, r, rlen) < 0 ||
 	    *rlen == 0) {
 		kyso_err("piv: malformed GENERAL AUTHENTICATE answer");
@@ -1330,9 +1320,7 @@ static CK_RV admin_sw(struct piv_state *st, uint16_t sw)
 		st->mgmt_auth = 0;
 		return CKR_USER_NOT_LOGGED_IN;
 	}
-	if (sw == 0x6A84)
-		return CKR_DEVICE_MEMORY;
-	return kyso_sw_error(sw);
+	return kyso_sw_error(sw); /* 6A84: CKR_DEVICE_MEMORY */
 }
 
 static const uint8_t *strip_zeros(const uint8_t *p, size_t *len)

@@ -341,3 +341,13 @@ int kyso_pin_sw(uint16_t sw, CK_RV *rv, int *tries)
 	}
 	return 1;
 }
+
+CK_RV kyso_pin_state_sw(uint16_t sw, int *tries)
+{
+	CK_RV rv;
+
+	if (!kyso_pin_sw(sw, &rv, tries))
+		return kyso_sw_error(sw);
+	/* 63Cx with tries left: not verified (yet), nothing wrong */
+	return rv == CKR_PIN_INCORRECT && *tries > 0 ? CKR_OK : rv;
+}

@@ -61,6 +61,12 @@ CK_RV kyso_sw_error(uint16_t sw);
  * states, else -1. */
 int kyso_pin_sw(uint16_t sw, CK_RV *rv, int *tries);
 
+/* The answer to a PIN command without data (VERIFY with Lc absent), which
+ * asks the PIN's state and spends no try: CKR_OK when verified (9000) or
+ * when tries are left (63Cx, x > 0), CKR_PIN_LOCKED for 63C0 and 6983,
+ * else as kyso_pin_sw / kyso_sw_error. *tries as kyso_pin_sw. */
+CK_RV kyso_pin_state_sw(uint16_t sw, int *tries);
+
 #define KYSO_SW_OK 0x9000
 
 #endif

@@ -178,8 +178,8 @@ int kx_write_file(const char *path, const unsigned char *p, size_t n)
 	return KX_OK;
 }
 
-void *kx_read_der_pem(const char *path, d2i_of_void *d2i,
-		      const char *pem_name, int *unreadable)
+void *kx_read_der_pem(const char *path, d2i_of_void *d2i, const char *pem_name,
+		      int *unreadable)
 {
 	unsigned char *buf;
 	const unsigned char *p;
@@ -194,7 +194,7 @@ void *kx_read_der_pem(const char *path, d2i_of_void *d2i,
 		*unreadable = 1;
 		return NULL;
 	}
-	if (n > LONG_MAX || n > INT_MAX) {
+	if (n > INT_MAX) { /* BIO_new_mem_buf takes an int */
 		free(buf);
 		return NULL;
 	}

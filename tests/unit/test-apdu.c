@@ -1463,6 +1463,62 @@ START_TEST(sw_maps_to_the_pkcs11_values_callers_expect)
 }
 END_TEST
 
+START_TEST(sw_error_never_says_ok)
+{
+	ck_assert_uint_eq(kyso_sw_error(0x9000), CKR_DEVICE_ERROR);
+	ck_assert_uint_eq(kyso_sw_error(0x6982), CKR_USER_NOT_LOGGED_IN);
+	ck_assert_uint_eq(kyso_sw_error(0x6a84), CKR_DEVICE_MEMORY);
+	ck_assert_uint_eq(kyso_sw_error(0x63c1), CKR_PIN_INCORRECT);
+	ck_assert_uint_eq(kyso_sw_error(0x6f00), CKR_DEVICE_ERROR);
+}
+END_TEST
+
+/* The answers to a PIN command, and to a PIN state query (no data). */
+static const struct {
+	uint16_t sw;
+	int known; /* kyso_pin_sw decodes it */
+	CK_RV rv, state;
+	int tries;
+} pin_answers[] = {
+    {0x9000, 1, CKR_OK, CKR_OK, -1},
+    {0x63c3, 1, CKR_PIN_INCORRECT, CKR_OK, 3},
+    {0x63c1, 1, CKR_PIN_INCORRECT, CKR_OK, 1},
+    {0x63cf, 1, CKR_PIN_INCORRECT, CKR_OK, 15},
+    {0x63c0, 1, CKR_PIN_LOCKED, CKR_PIN_LOCKED, 0},
+    {0x6983, 1, CKR_PIN_LOCKED, CKR_PIN_LOCKED, 0},
+    {0x6300, 1, CKR_PIN_INCORRECT, CKR_PIN_INCORRECT, -1},
+    {0x6982, 0, 0, CKR_USER_NOT_LOGGED_IN, -1},
+    {0x6a88, 0, 0, CKR_OBJECT_HANDLE_INVALID, -1},
+    {0x6a80, 0, 0, CKR_FUNCTION_FAILED, -1},
+    {0x6310, 0, 0, CKR_DEVICE_ERROR, -1},
+    {0x6d00, 0, 0, CKR_FUNCTION_NOT_SUPPORTED, -1},
+};
+
+START_TEST(pin_sw_decodes_the_iso_pin_answers_only)
+{
+	CK_RV rv = 0x12345;
+	int tries = 99;
+	int known = kyso_pin_sw(pin_answers[_i].sw, &rv, &tries);
+
+	ck_assert_int_eq(known, pin_answers[_i].known);
+	ck_assert_int_eq(tries, pin_answers[_i].tries);
+	if (known)
+		ck_assert_uint_eq(rv, pin_answers[_i].rv);
+	else
+		ck_assert_uint_eq(rv, 0x12345); /* left for the caller */
+}
+END_TEST
+
+START_TEST(pin_state_sw_says_ok_while_tries_are_left)
+{
+	int tries = 99;
+
+	ck_assert_uint_eq(kyso_pin_state_sw(pin_answers[_i].sw, &tries),
+			  pin_answers[_i].state);
+	ck_assert_int_eq(tries, pin_answers[_i].tries);
+}
+END_TEST
+
 static Suite *apdu_suite(void)
 {
 	Suite *s = suite_create("apdu");
@@ -1557,6 +1613,11 @@ static Suite *apdu_suite(void)
 
 	tc = tcase_create("sw");
 	tcase_add_test(tc, sw_maps_to_the_pkcs11_values_callers_expect);
+	tcase_add_test(tc, sw_error_never_says_ok);
+	tcase_add_loop_test(tc, pin_sw_decodes_the_iso_pin_answers_only, 0,
+			    (int)N(pin_answers));
+	tcase_add_loop_test(tc, pin_state_sw_says_ok_while_tries_are_left, 0,
+			    (int)N(pin_answers));
 	suite_add_tcase(s, tc);
 	return s;
 }
